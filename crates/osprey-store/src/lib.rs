@@ -1,1 +1,23 @@
-//! osprey-store
+//! The embedded trace store: write-ahead log, in-memory Arrow buffer, Parquet segments,
+//! compaction and retention.
+//!
+//! Write path (append-only): a request's protobuf bytes go to the [`wal`] (group commit,
+//! optional fdatasync), then its Arrow batch joins the in-memory buffer, then the writer is
+//! acknowledged. A flush task turns the buffer into immutable Parquet [`segment`]s, one folder
+//! per hour of span start time, each file sorted by `trace_id` so a trace lookup reads one row
+//! group per file. The [`manifest`] names the live files and the last WAL record they contain;
+//! it is replaced atomically, so a crash at any point leaves either the old or the new set,
+//! and WAL replay re-applies exactly the records after it. Readers take a [`Snapshot`]; files
+//! they hold stay on disk until the last snapshot using them is dropped.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod manifest;
+pub mod segment;
+pub mod wal;
+
+pub use config::{FsyncPolicy, StoreConfig};
+pub use engine::{Snapshot, Store, StoreStats};
+pub use error::StoreError;
+pub use segment::SegmentFile;
