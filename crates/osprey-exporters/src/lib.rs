@@ -1,1 +1,7 @@
-//! osprey-exporters
+//! Exporters: the components at the end of a pipeline.
+//!
+//! For now this holds the `osprey` store exporter, which writes batches into the embedded
+//! store ([`store::StoreExporter`]). The OTLP, debug and remote-write exporters of the
+//! collector join it here.
+
+pub mod store;

@@ -106,6 +106,11 @@ fn writer_properties(row_group_rows: usize) -> Result<WriterProperties> {
         .set_column_dictionary_enabled(no_dict(col::PARENT_SPAN_ID), false)
         .set_column_statistics_enabled(no_dict(col::SPAN_ID), EnabledStatistics::None)
         .set_column_statistics_enabled(no_dict(col::PARENT_SPAN_ID), EnabledStatistics::None)
+        // Row-group min/max on the sorted trace_id narrows a lookup to one row group per
+        // file; the bloom filter then skips files that do not hold the trace at all.
+        .set_column_bloom_filter_enabled(no_dict(col::TRACE_ID), true)
+        .set_column_bloom_filter_fpp(no_dict(col::TRACE_ID), 0.01)
+        .set_column_bloom_filter_max_ndv(no_dict(col::TRACE_ID), (row_group_rows as u64 / 4).max(1024))
         .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
         .build())
 }

@@ -1,0 +1,224 @@
+//! The `spans` table: one DataFusion table over a store [`Snapshot`], covering both the
+//! in-memory buffer and the Parquet segments.
+//!
+//! Segments are pruned by the manifest's start-time range before any file is opened; the
+//! remaining files are scanned through DataFusion's Parquet reader, which prunes row groups
+//! and pages by statistics (each file is sorted by `trace_id`, so a trace lookup touches one
+//! row group per file) and by the `trace_id` bloom filter.
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::ExecutionPlan;
+use osprey_model::schema::col;
+use osprey_store::Snapshot;
+
+use std::sync::Arc;
+
+/// The `spans` table at one instant.
+#[derive(Clone)]
+pub struct SpansTable {
+    snapshot: Snapshot,
+    schema: SchemaRef,
+}
+
+impl SpansTable {
+    pub fn new(snapshot: Snapshot) -> Self {
+        SpansTable { snapshot, schema: osprey_model::spans_schema() }
+    }
+}
+
+impl std::fmt::Debug for SpansTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpansTable")
+            .field("segments", &self.snapshot.segments.len())
+            .field("batches", &self.snapshot.batches.len())
+            .finish()
+    }
+}
+
+/// An inclusive range of span start times (ns since the epoch) a query can match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub min: i64,
+    pub max: i64,
+}
+
+impl TimeRange {
+    pub const ALL: TimeRange = TimeRange { min: i64::MIN, max: i64::MAX };
+
+    /// Narrows the range by the `start_time` comparisons among `filters` (an AND list).
+    pub fn from_filters(filters: &[Expr]) -> TimeRange {
+        let mut r = TimeRange::ALL;
+        for f in filters {
+            r.narrow(f);
+        }
+        r
+    }
+
+    fn narrow(&mut self, e: &Expr) {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+                self.narrow(left);
+                self.narrow(right);
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (op, ts) = match (start_time_col(left), timestamp_literal(right), start_time_col(right), timestamp_literal(left)) {
+                    (true, Some(ts), _, _) => (*op, ts),
+                    (_, _, true, Some(ts)) => match op.swap() {
+                        Some(op) => (op, ts),
+                        None => return,
+                    },
+                    _ => return,
+                };
+                match op {
+                    Operator::Eq => {
+                        self.min = self.min.max(ts);
+                        self.max = self.max.min(ts);
+                    }
+                    Operator::Gt | Operator::GtEq => self.min = self.min.max(ts),
+                    Operator::Lt | Operator::LtEq => self.max = self.max.min(ts),
+                    _ => {}
+                }
+            }
+            Expr::Between(b) if !b.negated && start_time_col(&b.expr) => {
+                if let (Some(lo), Some(hi)) = (timestamp_literal(&b.low), timestamp_literal(&b.high)) {
+                    self.min = self.min.max(lo);
+                    self.max = self.max.min(hi);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        min <= self.max && max >= self.min
+    }
+}
+
+fn start_time_col(e: &Expr) -> bool {
+    matches!(e, Expr::Column(c) if c.name == col::START_TIME)
+}
+
+/// A timestamp literal as ns since the epoch (any unit; casts of literals are folded before
+/// a scan sees them).
+fn timestamp_literal(e: &Expr) -> Option<i64> {
+    let Expr::Literal(v, _) = e else { return None };
+    match v {
+        ScalarValue::TimestampNanosecond(Some(t), _) => Some(*t),
+        ScalarValue::TimestampMicrosecond(Some(t), _) => t.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(t), _) => t.checked_mul(1_000_000),
+        ScalarValue::TimestampSecond(Some(t), _) => t.checked_mul(1_000_000_000),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for SpansTable {
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Used for pruning only; DataFusion still applies every filter to the rows.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let range = TimeRange::from_filters(filters);
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let files: Vec<ListingTableUrl> = self
+            .snapshot
+            .segments
+            .iter()
+            .filter(|s| range.overlaps(s.meta.min_time, s.meta.max_time))
+            .map(|s| ListingTableUrl::parse(s.path.to_string_lossy()))
+            .collect::<Result<_>>()?;
+        if !files.is_empty() {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(files).with_listing_options(options).with_schema(self.schema.clone());
+            let table = ListingTable::try_new(config)?;
+            inputs.push(table.scan(state, projection, filters, limit).await?);
+        }
+        let batches: Vec<_> = self
+            .snapshot
+            .batches
+            .iter()
+            .filter(|b| batch_overlaps(b, &range))
+            .cloned()
+            .collect();
+        if !batches.is_empty() {
+            // Two partitions so both cores can work on the buffer.
+            let half = batches.len().div_ceil(2);
+            let parts: Vec<Vec<_>> = batches.chunks(half.max(1)).map(|c| c.to_vec()).collect();
+            inputs.push(MemorySourceConfig::try_new_exec(&parts, self.schema.clone(), projection.cloned())?);
+        }
+        if inputs.is_empty() {
+            let schema = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+/// Whether any row of an in-memory batch may fall in `range`.
+fn batch_overlaps(batch: &arrow::record_batch::RecordBatch, range: &TimeRange) -> bool {
+    if *range == TimeRange::ALL {
+        return true;
+    }
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampNanosecondType;
+    let Some(starts) = batch.column_by_name(col::START_TIME).and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()) else {
+        return true;
+    };
+    match (arrow::compute::min(starts), arrow::compute::max(starts)) {
+        (Some(lo), Some(hi)) => range.overlaps(lo, hi),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col as c, lit};
+
+    fn ts(v: i64) -> Expr {
+        lit(ScalarValue::TimestampNanosecond(Some(v), Some("UTC".into())))
+    }
+
+    #[test]
+    fn time_range_from_filters() {
+        let f = vec![c("start_time").gt_eq(ts(100)), ts(200).gt(c("start_time")), c("service_name").eq(lit("x"))];
+        assert_eq!(TimeRange::from_filters(&f), TimeRange { min: 100, max: 200 });
+        let f = vec![c("start_time").between(ts(5), ts(9)).and(c("start_time").lt(ts(7)))];
+        assert_eq!(TimeRange::from_filters(&f), TimeRange { min: 5, max: 7 });
+        let f = vec![c("start_time").gt(ts(1)).or(c("start_time").lt(ts(0)))];
+        assert_eq!(TimeRange::from_filters(&f), TimeRange::ALL);
+        assert!(TimeRange { min: 5, max: 7 }.overlaps(7, 100));
+        assert!(!TimeRange { min: 5, max: 7 }.overlaps(8, 100));
+    }
+}

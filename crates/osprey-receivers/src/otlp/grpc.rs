@@ -1,0 +1,173 @@
+//! OTLP/gRPC: `TraceService/Export`, plus metrics and logs services that answer
+//! UNIMPLEMENTED with a message saying they are not supported yet.
+//!
+//! Status codes follow the OTLP spec: INVALID_ARGUMENT for bad data, RESOURCE_EXHAUSTED
+//! (without RetryInfo, so not retried) for a message over the size limit, UNAVAILABLE with
+//! RetryInfo when the store is overloaded.
+
+use super::{IngestError, TraceIngest};
+use osprey_model::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use osprey_model::otlp::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use osprey_model::otlp::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use osprey_model::otlp::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use osprey_model::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use osprey_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
+use osprey_model::TraceRequest;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::Router;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+struct Traces(TraceIngest);
+
+pub fn to_status(err: &IngestError) -> Status {
+    let msg = err.to_string();
+    match err {
+        IngestError::BadRequest(_) => Status::invalid_argument(msg),
+        IngestError::TooLarge(_) => Status::resource_exhausted(msg),
+        IngestError::Overloaded { retry_after, .. } => {
+            Status::with_error_details(Code::Unavailable, msg, ErrorDetails::with_retry_info(Some(*retry_after)))
+        }
+        IngestError::Unavailable(_) => Status::unavailable(msg),
+        IngestError::Internal(_) => Status::internal(msg),
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Traces {
+    async fn export(&self, request: Request<TraceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        match self.0.export(request.into_inner(), None).await {
+            Ok(outcome) => Ok(Response::new(outcome.into_response())),
+            Err(e) => Err(to_status(&e)),
+        }
+    }
+}
+
+struct NotYet;
+
+#[tonic::async_trait]
+impl MetricsService for NotYet {
+    async fn export(&self, _: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        Err(Status::unimplemented("OTLP metrics are not supported yet by osprey; only traces are stored"))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for NotYet {
+    async fn export(&self, _: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        Err(Status::unimplemented("OTLP logs are not supported yet by osprey; only traces are stored"))
+    }
+}
+
+/// A tonic router with the three OTLP services, size limits and gzip.
+pub fn router(ingest: TraceIngest) -> Router<tower::layer::util::Stack<OversizeLayer, tower::layer::util::Identity>> {
+    let limit = ingest.config().max_request_bytes;
+    let traces = TraceServiceServer::new(Traces(ingest))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit);
+    tonic::transport::Server::builder()
+        .layer(OversizeLayer)
+        .add_service(traces)
+        .add_service(MetricsServiceServer::new(NotYet))
+        .add_service(LogsServiceServer::new(NotYet))
+}
+
+/// Serves the OTLP gRPC services on `addr` until `shutdown` resolves.
+pub async fn serve(addr: SocketAddr, ingest: TraceIngest, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+    router(ingest).serve_with_shutdown(addr, shutdown).await
+}
+
+/// Serves on an already bound listener (lets callers bind port 0 and learn the port).
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    ingest: TraceIngest,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    router(ingest).serve_with_incoming_shutdown(incoming, shutdown).await
+}
+
+/// tonic refuses an oversized message with OUT_OF_RANGE, which OTLP clients retry forever.
+/// The OTLP spec asks for RESOURCE_EXHAUSTED without RetryInfo (not retryable): this layer
+/// rewrites that one answer. tonic sends it as a trailers-only response, so the status is in
+/// the headers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OversizeLayer;
+
+impl<S> tower::Layer<S> for OversizeLayer {
+    type Service = Oversize<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Oversize(inner)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Oversize<S>(S);
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Oversize<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            rewrite_oversize(resp.headers_mut());
+            Ok(resp)
+        })
+    }
+}
+
+fn rewrite_oversize(headers: &mut http::HeaderMap) {
+    let out_of_range = headers.get("grpc-status").map(|v| v.as_bytes() == b"11").unwrap_or(false);
+    let too_large = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"))
+        .unwrap_or(false);
+    if out_of_range && too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_size_refusal_is_rewritten() {
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static("11"));
+        h.insert("grpc-message", http::HeaderValue::from_static("Error,%20decoded%20message%20length%20too%20large"));
+        rewrite_oversize(&mut h);
+        assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static("11"));
+        h.insert("grpc-message", http::HeaderValue::from_static("other"));
+        rewrite_oversize(&mut h);
+        assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"11"[..]));
+    }
+
+    #[test]
+    fn overload_carries_retry_info() {
+        let st = to_status(&IngestError::Overloaded { retry_after: std::time::Duration::from_secs(2), reason: "full".into() });
+        assert_eq!(st.code(), Code::Unavailable);
+        let details = st.get_error_details();
+        assert_eq!(details.retry_info().and_then(|r| r.retry_delay), Some(std::time::Duration::from_secs(2)));
+        assert_eq!(to_status(&IngestError::TooLarge("x".into())).code(), Code::ResourceExhausted);
+        assert_eq!(to_status(&IngestError::BadRequest("x".into())).code(), Code::InvalidArgument);
+    }
+}

@@ -1,0 +1,218 @@
+//! The OTLP trace receiver, shared by its gRPC and HTTP front ends.
+//!
+//! [`TraceIngest`] is the protocol-neutral core: it sanitizes a decoded request, passes it on,
+//! and turns the outcome into an [`ExportOutcome`] (a success, maybe partial) or an
+//! [`IngestError`] that each front end maps to its own status codes.
+
+pub mod body;
+pub mod grpc;
+pub mod http;
+
+use bytes::Bytes;
+use osprey_model::otlp::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use osprey_model::{sanitize_request, Limits, TraceRequest};
+use osprey_pipeline::{ConsumeError, SharedConsumer, TraceBatch};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receiver settings (shared by gRPC and HTTP).
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// Largest request accepted, in bytes, after decompression.
+    pub max_request_bytes: usize,
+    /// Per-span bounds (attributes, events, links).
+    pub limits: Limits,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig { max_request_bytes: 16 << 20, limits: Limits::default() }
+    }
+}
+
+/// Why a request was not (fully) taken.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// The request cannot be decoded or is malformed as a whole: not retryable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request is larger than the limit: not retryable.
+    #[error("request too large: {0}")]
+    TooLarge(String),
+    /// Temporarily over capacity: retry after the delay.
+    #[error("{reason}")]
+    Overloaded { retry_after: Duration, reason: String },
+    /// A failure that may pass: retryable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Accepted by nobody, never will be: not retryable.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A successful export, maybe with some spans rejected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOutcome {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Set when something was rejected or repaired (OTLP leaves `partial_success` unset otherwise).
+    pub message: Option<String>,
+}
+
+impl ExportOutcome {
+    pub fn into_response(self) -> ExportTraceServiceResponse {
+        ExportTraceServiceResponse {
+            partial_success: self.message.map(|m| ExportTracePartialSuccess {
+                rejected_spans: i64::try_from(self.rejected).unwrap_or(i64::MAX),
+                error_message: m,
+            }),
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub requests: AtomicU64,
+    pub spans_accepted: AtomicU64,
+    pub spans_rejected: AtomicU64,
+    pub requests_refused: AtomicU64,
+}
+
+/// The protocol-neutral core of the OTLP trace receiver. Cheap to clone.
+#[derive(Clone)]
+pub struct TraceIngest {
+    consumer: SharedConsumer,
+    config: Arc<OtlpConfig>,
+    stats: Arc<IngestStats>,
+}
+
+impl TraceIngest {
+    pub fn new(consumer: SharedConsumer, config: OtlpConfig) -> Self {
+        TraceIngest { consumer, config: Arc::new(config), stats: Arc::new(IngestStats::default()) }
+    }
+
+    pub fn config(&self) -> &OtlpConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Sanitizes `request` and hands it on. `encoded` is the request's protobuf encoding when
+    /// the caller has it: sanitizing is deterministic, so the store may keep the original bytes
+    /// and re-sanitize on replay.
+    pub async fn export(&self, mut request: TraceRequest, encoded: Option<Bytes>) -> Result<ExportOutcome, IngestError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let report = sanitize_request(&mut request, &self.config.limits);
+        self.stats.spans_rejected.fetch_add(report.rejected, Ordering::Relaxed);
+        let outcome = ExportOutcome { accepted: report.accepted, rejected: report.rejected, message: report.message() };
+        if report.accepted == 0 {
+            return Ok(outcome);
+        }
+        let batch = TraceBatch { request, encoded };
+        match self.consumer.consume_traces(batch).await {
+            Ok(()) => {
+                self.stats.spans_accepted.fetch_add(report.accepted, Ordering::Relaxed);
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.stats.requests_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, spans = report.accepted, "trace export refused");
+                Err(match e {
+                    ConsumeError::Overloaded { retry_after, reason } => IngestError::Overloaded { retry_after, reason },
+                    ConsumeError::Unavailable(m) => IngestError::Unavailable(m),
+                    ConsumeError::Permanent(m) => IngestError::Internal(m),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use osprey_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use std::sync::Mutex;
+
+    /// A consumer that records what it got, or refuses with a set error.
+    #[derive(Default)]
+    pub struct Recorder {
+        pub got: Mutex<Vec<TraceBatch>>,
+        pub refuse: Mutex<Option<ConsumeError>>,
+    }
+
+    #[async_trait::async_trait]
+    impl osprey_pipeline::TraceConsumer for Recorder {
+        async fn consume_traces(&self, batch: TraceBatch) -> Result<(), ConsumeError> {
+            if let Some(e) = self.refuse.lock().map_err(|_| ConsumeError::Unavailable("poisoned".into()))?.clone() {
+                return Err(e);
+            }
+            self.got.lock().map_err(|_| ConsumeError::Unavailable("poisoned".into()))?.push(batch);
+            Ok(())
+        }
+    }
+
+    pub fn span(trace: u8, id: u8) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            name: format!("op{id}"),
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_100_000_000,
+            ..Default::default()
+        }
+    }
+
+    pub fn request(spans: Vec<Span>) -> TraceRequest {
+        TraceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn partial_success_counts_rejected_spans() {
+        let rec = Arc::new(Recorder::default());
+        let ingest = TraceIngest::new(rec.clone(), OtlpConfig::default());
+        let mut bad = span(1, 2);
+        bad.trace_id = vec![1; 15];
+        let out = ingest.export(request(vec![span(1, 1), bad]), None).await;
+        let out = out.unwrap_or_default();
+        assert_eq!((out.accepted, out.rejected), (1, 1));
+        let resp = out.into_response();
+        let ps = resp.partial_success.unwrap_or_default();
+        assert_eq!(ps.rejected_spans, 1);
+        assert!(ps.error_message.contains("trace_id must be 16 bytes"), "{}", ps.error_message);
+        assert_eq!(rec.got.lock().map(|g| g.len()).unwrap_or(0), 1);
+    }
+
+    #[tokio::test]
+    async fn clean_request_has_no_partial_success() {
+        let rec = Arc::new(Recorder::default());
+        let ingest = TraceIngest::new(rec, OtlpConfig::default());
+        let out = ingest.export(request(vec![span(1, 1)]), None).await.unwrap_or_default();
+        assert_eq!(out.into_response().partial_success, None);
+    }
+
+    #[tokio::test]
+    async fn overload_is_passed_back() {
+        let rec = Arc::new(Recorder::default());
+        if let Ok(mut r) = rec.refuse.lock() {
+            *r = Some(ConsumeError::Overloaded { retry_after: Duration::from_secs(2), reason: "full".into() });
+        }
+        let ingest = TraceIngest::new(rec, OtlpConfig::default());
+        let err = ingest.export(request(vec![span(1, 1)]), None).await;
+        assert!(matches!(err, Err(IngestError::Overloaded { retry_after, .. }) if retry_after == Duration::from_secs(2)));
+    }
+}
