@@ -26,13 +26,18 @@ impl TraceConsumer for StoreExporter {
         if batch.request.resource_spans.is_empty() {
             return Ok(());
         }
-        let rows = osprey_model::request_to_batch(&batch.request).map_err(|e| ConsumeError::Permanent(format!("cannot convert spans: {e}")))?;
-        let payload = batch.encoded.unwrap_or_else(|| Bytes::from(batch.request.encode_to_vec()));
+        let rows = osprey_model::request_to_batch(&batch.request)
+            .map_err(|e| ConsumeError::Permanent(format!("cannot convert spans: {e}")))?;
+        let payload = batch
+            .encoded
+            .unwrap_or_else(|| Bytes::from(batch.request.encode_to_vec()));
         match self.store.append(payload, rows).await {
             Ok(_) => Ok(()),
             Err(StoreError::Overloaded { buffered, limit }) => Err(ConsumeError::Overloaded {
                 retry_after: RETRY_AFTER,
-                reason: format!("store buffer full ({buffered} of {limit} bytes); flushing to disk"),
+                reason: format!(
+                    "store buffer full ({buffered} of {limit} bytes); flushing to disk"
+                ),
             }),
             Err(e) => Err(ConsumeError::Unavailable(e.to_string())),
         }

@@ -77,7 +77,11 @@ fn double_into(d: f64, out: &mut String) {
     if d.is_nan() {
         out.push_str("\"NaN\"");
     } else if d.is_infinite() {
-        out.push_str(if d > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+        out.push_str(if d > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
     } else {
         let _ = write!(out, "{d:?}");
     }
@@ -95,7 +99,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 fn base64_into(bytes: &[u8], out: &mut String) {
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let idx = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
         for (i, ix) in idx.iter().enumerate() {
@@ -123,15 +131,28 @@ mod tests {
         assert_eq!(render(Some(&av(Value::BoolValue(true)))), "true");
         assert_eq!(render(Some(&av(Value::IntValue(-42)))), "-42");
         assert_eq!(render(Some(&av(Value::DoubleValue(1.5)))), "1.5");
-        assert_eq!(render(Some(&av(Value::DoubleValue(0.1 + 0.2)))), "0.30000000000000004");
+        assert_eq!(
+            render(Some(&av(Value::DoubleValue(0.1 + 0.2)))),
+            "0.30000000000000004"
+        );
         assert_eq!(render(Some(&av(Value::DoubleValue(3.0)))), "3.0");
-        assert_eq!(render(Some(&av(Value::BytesValue(b"hello".to_vec())))), "\"aGVsbG8=\"");
+        assert_eq!(
+            render(Some(&av(Value::BytesValue(b"hello".to_vec())))),
+            "\"aGVsbG8=\""
+        );
         let arr = ArrayValue {
-            values: vec![av(Value::StringValue("a\"b".into())), av(Value::IntValue(2))],
+            values: vec![
+                av(Value::StringValue("a\"b".into())),
+                av(Value::IntValue(2)),
+            ],
         };
         assert_eq!(render(Some(&av(Value::ArrayValue(arr)))), r#"["a\"b",2]"#);
         let kv = KeyValueList {
-            values: vec![KeyValue { key: "k".into(), value: Some(av(Value::BoolValue(false))), ..Default::default() }],
+            values: vec![KeyValue {
+                key: "k".into(),
+                value: Some(av(Value::BoolValue(false))),
+                ..Default::default()
+            }],
         };
         assert_eq!(render(Some(&av(Value::KvlistValue(kv)))), r#"{"k":false}"#);
         assert_eq!(render(None), "");
@@ -139,7 +160,13 @@ mod tests {
 
     #[test]
     fn base64_padding() {
-        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
             let mut s = String::new();
             base64_into(input.as_bytes(), &mut s);
             assert_eq!(s, want, "input {input:?}");

@@ -20,7 +20,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_attributes: 1024, max_events: 1024, max_links: 1024 }
+        Limits {
+            max_attributes: 1024,
+            max_events: 1024,
+            max_links: 1024,
+        }
     }
 }
 
@@ -56,7 +60,11 @@ impl SanitizeReport {
         }
         let mut parts = Vec::new();
         if self.rejected > 0 {
-            parts.push(format!("{} span(s) rejected: {}", self.rejected, self.errors.join("; ")));
+            parts.push(format!(
+                "{} span(s) rejected: {}",
+                self.rejected,
+                self.errors.join("; ")
+            ));
         }
         if !self.warnings.is_empty() {
             parts.push(self.warnings.join("; "));
@@ -79,13 +87,19 @@ fn span_error(span: &Span) -> Option<String> {
         ))
     };
     if span.trace_id.len() != 16 {
-        return what("trace_id", format!("must be 16 bytes, got {}", span.trace_id.len()));
+        return what(
+            "trace_id",
+            format!("must be 16 bytes, got {}", span.trace_id.len()),
+        );
     }
     if all_zero(&span.trace_id) {
         return what("trace_id", "is all zeroes".into());
     }
     if span.span_id.len() != 8 {
-        return what("span_id", format!("must be 8 bytes, got {}", span.span_id.len()));
+        return what(
+            "span_id",
+            format!("must be 8 bytes, got {}", span.span_id.len()),
+        );
     }
     if all_zero(&span.span_id) {
         return what("span_id", "is all zeroes".into());
@@ -93,7 +107,10 @@ fn span_error(span: &Span) -> Option<String> {
     if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
         return what(
             "parent_span_id",
-            format!("must be empty or 8 bytes, got {}", span.parent_span_id.len()),
+            format!(
+                "must be empty or 8 bytes, got {}",
+                span.parent_span_id.len()
+            ),
         );
     }
     if span.start_time_unix_nano == 0 {
@@ -126,7 +143,11 @@ fn repair(span: &mut Span, limits: &Limits, report: &mut SanitizeReport) {
         std::mem::swap(&mut span.start_time_unix_nano, &mut span.end_time_unix_nano);
     }
     let name = span.name.clone();
-    if truncate_attrs(&mut span.attributes, limits.max_attributes, &mut span.dropped_attributes_count) {
+    if truncate_attrs(
+        &mut span.attributes,
+        limits.max_attributes,
+        &mut span.dropped_attributes_count,
+    ) {
         report.warn(format!(
             "span {name:?}: attributes truncated to {} ({} dropped)",
             limits.max_attributes, span.dropped_attributes_count
@@ -136,26 +157,43 @@ fn repair(span: &mut Span, limits: &Limits, report: &mut SanitizeReport) {
         let extra = span.events.len() - limits.max_events;
         span.events.truncate(limits.max_events);
         span.dropped_events_count = span.dropped_events_count.saturating_add(extra as u32);
-        report.warn(format!("span {name:?}: events truncated to {}", limits.max_events));
+        report.warn(format!(
+            "span {name:?}: events truncated to {}",
+            limits.max_events
+        ));
     }
     for ev in &mut span.events {
-        truncate_attrs(&mut ev.attributes, limits.max_attributes, &mut ev.dropped_attributes_count);
+        truncate_attrs(
+            &mut ev.attributes,
+            limits.max_attributes,
+            &mut ev.dropped_attributes_count,
+        );
     }
     let before = span.links.len();
-    span.links.retain(|l| l.trace_id.len() == 16 && l.span_id.len() == 8);
+    span.links
+        .retain(|l| l.trace_id.len() == 16 && l.span_id.len() == 8);
     let bad_links = before - span.links.len();
     if bad_links > 0 {
         span.dropped_links_count = span.dropped_links_count.saturating_add(bad_links as u32);
-        report.warn(format!("span {name:?}: {bad_links} link(s) with malformed ids dropped"));
+        report.warn(format!(
+            "span {name:?}: {bad_links} link(s) with malformed ids dropped"
+        ));
     }
     if span.links.len() > limits.max_links {
         let extra = span.links.len() - limits.max_links;
         span.links.truncate(limits.max_links);
         span.dropped_links_count = span.dropped_links_count.saturating_add(extra as u32);
-        report.warn(format!("span {name:?}: links truncated to {}", limits.max_links));
+        report.warn(format!(
+            "span {name:?}: links truncated to {}",
+            limits.max_links
+        ));
     }
     for l in &mut span.links {
-        truncate_attrs(&mut l.attributes, limits.max_attributes, &mut l.dropped_attributes_count);
+        truncate_attrs(
+            &mut l.attributes,
+            limits.max_attributes,
+            &mut l.dropped_attributes_count,
+        );
     }
 }
 
@@ -165,8 +203,15 @@ pub fn sanitize_request(req: &mut TraceRequest, limits: &Limits) -> SanitizeRepo
     let mut report = SanitizeReport::default();
     for rs in &mut req.resource_spans {
         if let Some(res) = rs.resource.as_mut() {
-            if truncate_attrs(&mut res.attributes, limits.max_attributes, &mut res.dropped_attributes_count) {
-                report.warn(format!("resource attributes truncated to {}", limits.max_attributes));
+            if truncate_attrs(
+                &mut res.attributes,
+                limits.max_attributes,
+                &mut res.dropped_attributes_count,
+            ) {
+                report.warn(format!(
+                    "resource attributes truncated to {}",
+                    limits.max_attributes
+                ));
             }
         }
         for ss in &mut rs.scope_spans {
@@ -207,7 +252,10 @@ mod tests {
     fn req(spans: Vec<Span>) -> TraceRequest {
         TraceRequest {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         }
@@ -236,16 +284,33 @@ mod tests {
         s.parent_span_id = vec![0; 8];
         s.start_time_unix_nano = 5_000;
         s.end_time_unix_nano = 4_000;
-        s.attributes = (0..10).map(|i| KeyValue { key: format!("k{i}"), ..Default::default() }).collect();
+        s.attributes = (0..10)
+            .map(|i| KeyValue {
+                key: format!("k{i}"),
+                ..Default::default()
+            })
+            .collect();
         let mut r = req(vec![s]);
-        let rep = sanitize_request(&mut r, &Limits { max_attributes: 4, ..Limits::default() });
+        let rep = sanitize_request(
+            &mut r,
+            &Limits {
+                max_attributes: 4,
+                ..Limits::default()
+            },
+        );
         assert_eq!(rep.rejected, 0);
         let s = &r.resource_spans[0].scope_spans[0].spans[0];
         assert!(s.parent_span_id.is_empty());
-        assert_eq!((s.start_time_unix_nano, s.end_time_unix_nano), (4_000, 5_000));
+        assert_eq!(
+            (s.start_time_unix_nano, s.end_time_unix_nano),
+            (4_000, 5_000)
+        );
         assert_eq!(s.attributes.len(), 4);
         assert_eq!(s.dropped_attributes_count, 6);
-        assert!(rep.message().unwrap_or_default().contains("attributes truncated"));
+        assert!(rep
+            .message()
+            .unwrap_or_default()
+            .contains("attributes truncated"));
     }
 
     #[test]

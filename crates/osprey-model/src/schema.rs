@@ -8,7 +8,8 @@ pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
-/// `Map<Utf8, Utf8>` with the field names Arrow's `MapBuilder` produces.
+/// `Map<Utf8, Utf8>` with the field names `entries`/`key`/`value` (the Parquet and
+/// DataFusion convention; `to_arrow` configures its `MapBuilder` to match).
 pub fn attr_map_type() -> DataType {
     let entries = Field::new(
         "entries",
@@ -39,11 +40,19 @@ pub fn link_fields() -> Fields {
 }
 
 pub fn events_type() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Struct(event_fields()), false)))
+    DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Struct(event_fields()),
+        false,
+    )))
 }
 
 pub fn links_type() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Struct(link_fields()), false)))
+    DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Struct(link_fields()),
+        false,
+    )))
 }
 
 /// Column names, in table order.

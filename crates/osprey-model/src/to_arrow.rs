@@ -5,11 +5,11 @@
 
 use crate::anyvalue::render_into;
 use crate::otlp::common::v1::{any_value::Value, KeyValue};
-use crate::otlp::trace::v1::{span::Link, span::Event, Span};
+use crate::otlp::trace::v1::{span::Event, span::Link, Span};
 use crate::schema::{event_fields, link_fields, spans_schema};
 use crate::TraceRequest;
 use arrow::array::{
-    ArrayRef, Float64Array, ListArray, MapBuilder, StringBuilder, StructArray,
+    ArrayRef, Float64Array, ListArray, MapBuilder, MapFieldNames, StringBuilder, StructArray,
     TimestampNanosecondArray, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
@@ -31,11 +31,19 @@ pub const SPAN_KINDS: [&str; 6] = [
 pub const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
 
 fn kind_name(kind: i32) -> &'static str {
-    usize::try_from(kind).ok().and_then(|k| SPAN_KINDS.get(k)).copied().unwrap_or(SPAN_KINDS[0])
+    usize::try_from(kind)
+        .ok()
+        .and_then(|k| SPAN_KINDS.get(k))
+        .copied()
+        .unwrap_or(SPAN_KINDS[0])
 }
 
 fn status_name(code: i32) -> &'static str {
-    usize::try_from(code).ok().and_then(|c| STATUS_CODES.get(c)).copied().unwrap_or(STATUS_CODES[0])
+    usize::try_from(code)
+        .ok()
+        .and_then(|c| STATUS_CODES.get(c))
+        .copied()
+        .unwrap_or(STATUS_CODES[0])
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -48,7 +56,11 @@ pub fn hex_into(bytes: &[u8], out: &mut String) {
     }
 }
 
-fn append_map(builder: &mut MapBuilder<StringBuilder, StringBuilder>, attrs: &[KeyValue], scratch: &mut String) -> Result<(), ArrowError> {
+fn append_map(
+    builder: &mut MapBuilder<StringBuilder, StringBuilder>,
+    attrs: &[KeyValue],
+    scratch: &mut String,
+) -> Result<(), ArrowError> {
     for kv in attrs {
         builder.keys().append_value(&kv.key);
         match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
@@ -65,7 +77,12 @@ fn append_map(builder: &mut MapBuilder<StringBuilder, StringBuilder>, attrs: &[K
 }
 
 fn new_map() -> MapBuilder<StringBuilder, StringBuilder> {
-    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+    let names = MapFieldNames {
+        entry: "entries".into(),
+        key: "key".into(),
+        value: "value".into(),
+    };
+    MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
 }
 
 /// Column builders for one batch.
@@ -118,19 +135,30 @@ impl EventsBuilder {
             self.name.append_value(&e.name);
             append_map(&mut self.attrs, &e.attributes, scratch)?;
         }
-        self.offsets.push(i32::try_from(self.time.len()).map_err(|_| too_big("events"))?);
+        self.offsets
+            .push(i32::try_from(self.time.len()).map_err(|_| too_big("events"))?);
         Ok(())
     }
     fn finish(mut self) -> Result<ArrayRef, ArrowError> {
         let fields = event_fields();
-        let time: ArrayRef = Arc::new(TimestampNanosecondArray::from(self.time).with_timezone("UTC"));
-        let children: Vec<ArrayRef> = vec![time, Arc::new(self.name.finish()), Arc::new(self.attrs.finish())];
+        let time: ArrayRef =
+            Arc::new(TimestampNanosecondArray::from(self.time).with_timezone("UTC"));
+        let children: Vec<ArrayRef> = vec![
+            time,
+            Arc::new(self.name.finish()),
+            Arc::new(self.attrs.finish()),
+        ];
         let item = StructArray::try_new(fields.clone(), children, None)?;
         let field = match crate::schema::events_type() {
             arrow::datatypes::DataType::List(f) => f,
             _ => return Err(ArrowError::SchemaError("events type is not a list".into())),
         };
-        Ok(Arc::new(ListArray::try_new(field, OffsetBuffer::new(self.offsets.into()), Arc::new(item), None)?))
+        Ok(Arc::new(ListArray::try_new(
+            field,
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(item),
+            None,
+        )?))
     }
 }
 
@@ -147,7 +175,8 @@ impl LinksBuilder {
             append_map(&mut self.attrs, &l.attributes, scratch)?;
         }
         self.count += links.len();
-        self.offsets.push(i32::try_from(self.count).map_err(|_| too_big("links"))?);
+        self.offsets
+            .push(i32::try_from(self.count).map_err(|_| too_big("links"))?);
         Ok(())
     }
     fn finish(mut self) -> Result<ArrayRef, ArrowError> {
@@ -162,7 +191,12 @@ impl LinksBuilder {
             arrow::datatypes::DataType::List(f) => f,
             _ => return Err(ArrowError::SchemaError("links type is not a list".into())),
         };
-        Ok(Arc::new(ListArray::try_new(field, OffsetBuffer::new(self.offsets.into()), Arc::new(item), None)?))
+        Ok(Arc::new(ListArray::try_new(
+            field,
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(item),
+            None,
+        )?))
     }
 }
 
@@ -189,7 +223,12 @@ impl Builders {
             res_attrs: new_map(),
             scope_name: StringBuilder::new(),
             scope_version: StringBuilder::new(),
-            events: EventsBuilder { offsets: vec![0], time: Vec::new(), name: StringBuilder::new(), attrs: new_map() },
+            events: EventsBuilder {
+                offsets: vec![0],
+                time: Vec::new(),
+                name: StringBuilder::new(),
+                attrs: new_map(),
+            },
             links: LinksBuilder {
                 offsets: vec![0],
                 count: 0,
@@ -206,7 +245,13 @@ impl Builders {
         }
     }
 
-    fn push(&mut self, span: &Span, service: &str, res_attrs: &[KeyValue], scope: (&str, &str)) -> Result<(), ArrowError> {
+    fn push(
+        &mut self,
+        span: &Span,
+        service: &str,
+        res_attrs: &[KeyValue],
+        scope: (&str, &str),
+    ) -> Result<(), ArrowError> {
         let s = &mut self.scratch;
         s.clear();
         hex_into(&span.trace_id, s);
@@ -230,7 +275,11 @@ impl Builders {
         self.start.push(start);
         self.end.push(end);
         self.duration.push((end.saturating_sub(start)) as f64 / 1e6);
-        let (code, msg) = span.status.as_ref().map(|st| (st.code, st.message.as_str())).unwrap_or((0, ""));
+        let (code, msg) = span
+            .status
+            .as_ref()
+            .map(|st| (st.code, st.message.as_str()))
+            .unwrap_or((0, ""));
         self.status_code.append_value(status_name(code));
         self.status_msg.append_value(msg);
         append_map(&mut self.attrs, &span.attributes, s)?;
@@ -247,7 +296,9 @@ impl Builders {
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
-        let ts = |v: Vec<i64>| -> ArrayRef { Arc::new(TimestampNanosecondArray::from(v).with_timezone("UTC")) };
+        let ts = |v: Vec<i64>| -> ArrayRef {
+            Arc::new(TimestampNanosecondArray::from(v).with_timezone("UTC"))
+        };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
@@ -281,10 +332,12 @@ pub fn service_name(res_attrs: &[KeyValue]) -> &str {
     res_attrs
         .iter()
         .find(|kv| kv.key == "service.name")
-        .and_then(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => Some(s.as_str()),
-            _ => None,
-        })
+        .and_then(
+            |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) => Some(s.as_str()),
+                _ => None,
+            },
+        )
         .unwrap_or("unknown_service")
 }
 
@@ -292,10 +345,18 @@ pub fn service_name(res_attrs: &[KeyValue]) -> &str {
 pub fn request_to_batch(req: &TraceRequest) -> Result<RecordBatch, ArrowError> {
     let mut b = Builders::new(crate::span_count(req));
     for rs in &req.resource_spans {
-        let res_attrs: &[KeyValue] = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let res_attrs: &[KeyValue] = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
         let service = service_name(res_attrs);
         for ss in &rs.scope_spans {
-            let scope = ss.scope.as_ref().map(|s| (s.name.as_str(), s.version.as_str())).unwrap_or(("", ""));
+            let scope = ss
+                .scope
+                .as_ref()
+                .map(|s| (s.name.as_str(), s.version.as_str()))
+                .unwrap_or(("", ""));
             for span in &ss.spans {
                 b.push(span, service, res_attrs, scope)?;
             }
@@ -313,7 +374,11 @@ mod tests {
     use arrow::array::{Array, AsArray, MapArray};
 
     fn kv(k: &str, v: Value) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
     }
 
     fn sample() -> TraceRequest {
@@ -325,17 +390,39 @@ mod tests {
             kind: 2,
             start_time_unix_nano: 1_700_000_000_000_000_000,
             end_time_unix_nano: 1_700_000_000_250_000_000,
-            attributes: vec![kv("http.route", Value::StringValue("/users".into())), kv("http.status_code", Value::IntValue(200))],
-            events: vec![Event { time_unix_nano: 1_700_000_000_100_000_000, name: "cache miss".into(), attributes: vec![], dropped_attributes_count: 0 }],
-            links: vec![Link { trace_id: vec![0xcd; 16], span_id: vec![0xef; 8], ..Default::default() }],
-            status: Some(Status { code: 2, message: "boom".into() }),
+            attributes: vec![
+                kv("http.route", Value::StringValue("/users".into())),
+                kv("http.status_code", Value::IntValue(200)),
+            ],
+            events: vec![Event {
+                time_unix_nano: 1_700_000_000_100_000_000,
+                name: "cache miss".into(),
+                attributes: vec![],
+                dropped_attributes_count: 0,
+            }],
+            links: vec![Link {
+                trace_id: vec![0xcd; 16],
+                span_id: vec![0xef; 8],
+                ..Default::default()
+            }],
+            status: Some(Status {
+                code: 2,
+                message: "boom".into(),
+            }),
             ..Default::default()
         };
         TraceRequest {
             resource_spans: vec![ResourceSpans {
-                resource: Some(Resource { attributes: vec![kv("service.name", Value::StringValue("users".into()))], ..Default::default() }),
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", Value::StringValue("users".into()))],
+                    ..Default::default()
+                }),
                 scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope { name: "lib".into(), version: "1.0".into(), ..Default::default() }),
+                    scope: Some(InstrumentationScope {
+                        name: "lib".into(),
+                        version: "1.0".into(),
+                        ..Default::default()
+                    }),
                     spans: vec![span],
                     ..Default::default()
                 }],
@@ -348,22 +435,38 @@ mod tests {
     fn converts_a_span() -> Result<(), ArrowError> {
         let batch = request_to_batch(&sample())?;
         assert_eq!(batch.num_rows(), 1);
-        let s = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>().value(0).to_string());
-        assert_eq!(s("trace_id").as_deref(), Some("abababababababababababababababab"));
+        let s = |name: &str| {
+            batch
+                .column_by_name(name)
+                .map(|c| c.as_string::<i32>().value(0).to_string())
+        };
+        assert_eq!(
+            s("trace_id").as_deref(),
+            Some("abababababababababababababababab")
+        );
         assert_eq!(s("span_id").as_deref(), Some("0102030405060708"));
         assert_eq!(s("service_name").as_deref(), Some("users"));
         assert_eq!(s("span_kind").as_deref(), Some("SPAN_KIND_SERVER"));
         assert_eq!(s("status_code").as_deref(), Some("STATUS_CODE_ERROR"));
-        assert!(batch.column_by_name("parent_span_id").map(|c| c.is_null(0)).unwrap_or(false));
-        let dur = batch.column_by_name("duration_ms").map(|c| c.as_primitive::<arrow::datatypes::Float64Type>().value(0));
+        assert!(batch
+            .column_by_name("parent_span_id")
+            .map(|c| c.is_null(0))
+            .unwrap_or(false));
+        let dur = batch
+            .column_by_name("duration_ms")
+            .map(|c| c.as_primitive::<arrow::datatypes::Float64Type>().value(0));
         assert_eq!(dur, Some(250.0));
-        let attrs = batch.column_by_name("span_attributes").and_then(|c| c.as_any().downcast_ref::<MapArray>().cloned());
+        let attrs = batch
+            .column_by_name("span_attributes")
+            .and_then(|c| c.as_any().downcast_ref::<MapArray>().cloned());
         let attrs = attrs.ok_or_else(|| ArrowError::SchemaError("no map".into()))?;
         let entries = attrs.value(0);
         let keys = entries.column(0).as_string::<i32>();
         let vals = entries.column(1).as_string::<i32>();
         assert_eq!((keys.value(1), vals.value(1)), ("http.status_code", "200"));
-        let events = batch.column_by_name("events").map(|c| c.as_list::<i32>().value(0).len());
+        let events = batch
+            .column_by_name("events")
+            .map(|c| c.as_list::<i32>().value(0).len());
         assert_eq!(events, Some(1));
         Ok(())
     }

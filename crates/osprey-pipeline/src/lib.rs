@@ -23,7 +23,10 @@ pub struct TraceBatch {
 
 impl TraceBatch {
     pub fn new(request: TraceRequest) -> Self {
-        TraceBatch { request, encoded: None }
+        TraceBatch {
+            request,
+            encoded: None,
+        }
     }
     pub fn span_count(&self) -> usize {
         osprey_model::span_count(&self.request)
@@ -36,7 +39,10 @@ pub enum ConsumeError {
     /// Temporarily over capacity: the client should retry after the given delay
     /// (gRPC UNAVAILABLE, HTTP 503 + Retry-After).
     #[error("overloaded, retry after {retry_after:?}: {reason}")]
-    Overloaded { retry_after: Duration, reason: String },
+    Overloaded {
+        retry_after: Duration,
+        reason: String,
+    },
     /// A failure that may pass (disk error, shutdown in progress): retryable.
     #[error("unavailable: {0}")]
     Unavailable(String),

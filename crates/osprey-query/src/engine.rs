@@ -30,7 +30,12 @@ pub struct QueryConfig {
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { timeout: Duration::from_secs(30), max_rows: 100_000, memory_limit: 512 << 20, threads: 2 }
+        QueryConfig {
+            timeout: Duration::from_secs(30),
+            max_rows: 100_000,
+            memory_limit: 512 << 20,
+            threads: 2,
+        }
     }
 }
 
@@ -53,17 +58,24 @@ pub enum QueryError {
 impl QueryError {
     fn from_df(e: DataFusionError) -> QueryError {
         let msg = e.to_string();
-        for prefix in ["DDL not supported: ", "DML not supported: ", "Statement not supported: "] {
+        for prefix in [
+            "DDL not supported: ",
+            "DML not supported: ",
+            "Statement not supported: ",
+        ] {
             if let Some(pos) = msg.find(prefix) {
                 let what = msg[pos + prefix.len()..].trim().to_string();
                 return QueryError::ReadOnly(format!("the {what} statement"));
             }
         }
         match e.find_root() {
-            DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
-                QueryError::Invalid(msg)
-            }
-            DataFusionError::ResourcesExhausted(_) => QueryError::Execution(format!("{msg} (the query needs more memory than the query memory limit)")),
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_) => QueryError::Invalid(msg),
+            DataFusionError::ResourcesExhausted(_) => QueryError::Execution(format!(
+                "{msg} (the query needs more memory than the query memory limit)"
+            )),
             _ => QueryError::Execution(msg),
         }
     }
@@ -109,7 +121,12 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(cfg.memory_limit)))
             .build_arc()
             .map_err(QueryError::from_df)?;
-        Ok(QueryEngine { store, cfg: Arc::new(cfg), runtime: Arc::new(OwnedRuntime(Some(rt))), df_runtime })
+        Ok(QueryEngine {
+            store,
+            cfg: Arc::new(cfg),
+            runtime: Arc::new(OwnedRuntime(Some(rt))),
+            df_runtime,
+        })
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -122,14 +139,17 @@ impl QueryEngine {
 
     /// A session over the current snapshot with every Osprey table registered.
     pub fn session(&self) -> Result<SessionContext, QueryError> {
-        let mut config = SessionConfig::new().with_target_partitions(self.cfg.threads.max(1)).with_information_schema(true);
+        let mut config = SessionConfig::new()
+            .with_target_partitions(self.cfg.threads.max(1))
+            .with_information_schema(true);
         let opts = config.options_mut();
         opts.execution.parquet.pushdown_filters = true;
         opts.execution.parquet.reorder_filters = true;
         opts.execution.parquet.bloom_filter_on_read = true;
         opts.sql_parser.enable_ident_normalization = true;
         let ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
-        ctx.register_table("spans", Arc::new(SpansTable::new(self.store.snapshot()))).map_err(QueryError::from_df)?;
+        ctx.register_table("spans", Arc::new(SpansTable::new(self.store.snapshot())))
+            .map_err(QueryError::from_df)?;
         Ok(ctx)
     }
 
@@ -145,14 +165,21 @@ impl QueryEngine {
                 Err(_) => Err(QueryError::Timeout { limit }),
             }
         });
-        task.await.map_err(|e| QueryError::Execution(format!("query task failed: {e}")))?
+        task.await
+            .map_err(|e| QueryError::Execution(format!("query task failed: {e}")))?
     }
 
     async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
         let started = Instant::now();
         let ctx = self.session()?;
-        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let df = ctx.sql_with_options(sql, options).await.map_err(QueryError::from_df)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(QueryError::from_df)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await.map_err(QueryError::from_df)?;
         let mut batches = Vec::new();
@@ -161,12 +188,19 @@ impl QueryEngine {
             let batch = batch.map_err(QueryError::from_df)?;
             rows += batch.num_rows();
             if rows > self.cfg.max_rows {
-                return Err(QueryError::TooManyRows { limit: self.cfg.max_rows });
+                return Err(QueryError::TooManyRows {
+                    limit: self.cfg.max_rows,
+                });
             }
             if batch.num_rows() > 0 {
                 batches.push(batch);
             }
         }
-        Ok(QueryResult { schema, batches, rows, elapsed: started.elapsed() })
+        Ok(QueryResult {
+            schema,
+            batches,
+            rows,
+            elapsed: started.elapsed(),
+        })
     }
 }

@@ -16,7 +16,9 @@ pub struct SqlRequest {
 
 /// Routes served under the query port.
 pub fn router(engine: QueryEngine) -> Router {
-    Router::new().route("/api/sql", post(sql)).with_state(engine)
+    Router::new()
+        .route("/api/sql", post(sql))
+        .with_state(engine)
 }
 
 fn error(status: StatusCode, msg: String) -> Response {
@@ -27,7 +29,12 @@ fn error(status: StatusCode, msg: String) -> Response {
 async fn sql(State(engine): State<QueryEngine>, body: axum::body::Bytes) -> Response {
     let req: SqlRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected a JSON body {{\"sql\": \"...\"}}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected a JSON body {{\"sql\": \"...\"}}: {e}"),
+            )
+        }
     };
     match engine.query(&req.sql).await {
         Ok(res) => {

@@ -4,14 +4,19 @@
 //! objects, lists arrays, structs objects; any other type is rendered as Arrow displays it.
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
+};
 use arrow::datatypes::{UInt16Type, UInt32Type, UInt64Type, UInt8Type};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Map, Number, Value};
 
 /// Column names and rows of `batches`.
-pub fn to_rows(schema: &arrow::datatypes::Schema, batches: &[RecordBatch]) -> (Vec<String>, Vec<Vec<Value>>) {
+pub fn to_rows(
+    schema: &arrow::datatypes::Schema,
+    batches: &[RecordBatch],
+) -> (Vec<String>, Vec<Vec<Value>>) {
     let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut rows = Vec::new();
     for b in batches {
@@ -23,7 +28,9 @@ pub fn to_rows(schema: &arrow::datatypes::Schema, batches: &[RecordBatch]) -> (V
 }
 
 fn float(v: f64) -> Value {
-    Number::from_f64(v).map(Value::Number).unwrap_or_else(|| Value::String(v.to_string()))
+    Number::from_f64(v)
+        .map(Value::Number)
+        .unwrap_or_else(|| Value::String(v.to_string()))
 }
 
 /// RFC 3339 with nanoseconds, `Z` for UTC-zoned timestamps.
@@ -37,7 +44,10 @@ pub fn format_ns(ns: i64, zoned: bool) -> String {
 }
 
 fn timestamp(a: &ArrayRef, i: usize, unit: &TimeUnit, zoned: bool) -> Value {
-    use arrow::datatypes::{TimestampMicrosecondType as Us, TimestampMillisecondType as Ms, TimestampNanosecondType as Ns, TimestampSecondType as S};
+    use arrow::datatypes::{
+        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+        TimestampNanosecondType as Ns, TimestampSecondType as S,
+    };
     let ns = match unit {
         TimeUnit::Nanosecond => Some(a.as_primitive::<Ns>().value(i)),
         TimeUnit::Microsecond => a.as_primitive::<Us>().value(i).checked_mul(1_000),
@@ -120,7 +130,10 @@ mod tests {
 
     #[test]
     fn timestamps_keep_nanoseconds() {
-        assert_eq!(format_ns(1_764_057_600_123_456_789, true), "2025-11-25T08:00:00.123456789Z");
+        assert_eq!(
+            format_ns(1_764_057_600_123_456_789, true),
+            "2025-11-25T08:00:00.123456789Z"
+        );
         assert_eq!(format_ns(0, false), "1970-01-01T00:00:00.000000000");
     }
 
@@ -128,7 +141,11 @@ mod tests {
     fn converts_a_spans_batch() {
         use osprey_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
         use osprey_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
-        let kv = |k: &str, v| KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() };
+        let kv = |k: &str, v| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        };
         let span = Span {
             trace_id: vec![1; 16],
             span_id: vec![2; 8],
@@ -139,12 +156,28 @@ mod tests {
             ..Default::default()
         };
         let req = osprey_model::TraceRequest {
-            resource_spans: vec![ResourceSpans { scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }], ..Default::default() }],
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
         };
-        let Ok(batch) = osprey_model::request_to_batch(&req) else { panic!("convert") };
+        let Ok(batch) = osprey_model::request_to_batch(&req) else {
+            panic!("convert")
+        };
         let (cols, rows) = to_rows(&batch.schema(), &[batch]);
-        let get = |name: &str| cols.iter().position(|c| c == name).map(|p| rows[0][p].clone()).unwrap_or(Value::Null);
-        assert_eq!(get("start_time"), Value::String("1970-01-01T00:00:01.000000001Z".into()));
+        let get = |name: &str| {
+            cols.iter()
+                .position(|c| c == name)
+                .map(|p| rows[0][p].clone())
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(
+            get("start_time"),
+            Value::String("1970-01-01T00:00:01.000000001Z".into())
+        );
         assert_eq!(get("duration_ms"), serde_json::json!(500.0));
         assert_eq!(get("parent_span_id"), Value::Null);
         assert_eq!(get("span_attributes"), serde_json::json!({"n": "7"}));

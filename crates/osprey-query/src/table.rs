@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
@@ -33,7 +35,10 @@ pub struct SpansTable {
 
 impl SpansTable {
     pub fn new(snapshot: Snapshot) -> Self {
-        SpansTable { snapshot, schema: osprey_model::spans_schema() }
+        SpansTable {
+            snapshot,
+            schema: osprey_model::spans_schema(),
+        }
     }
 }
 
@@ -54,7 +59,10 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    pub const ALL: TimeRange = TimeRange { min: i64::MIN, max: i64::MAX };
+    pub const ALL: TimeRange = TimeRange {
+        min: i64::MIN,
+        max: i64::MAX,
+    };
 
     /// Narrows the range by the `start_time` comparisons among `filters` (an AND list).
     pub fn from_filters(filters: &[Expr]) -> TimeRange {
@@ -67,12 +75,21 @@ impl TimeRange {
 
     fn narrow(&mut self, e: &Expr) {
         match e {
-            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => {
                 self.narrow(left);
                 self.narrow(right);
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                let (op, ts) = match (start_time_col(left), timestamp_literal(right), start_time_col(right), timestamp_literal(left)) {
+                let (op, ts) = match (
+                    start_time_col(left),
+                    timestamp_literal(right),
+                    start_time_col(right),
+                    timestamp_literal(left),
+                ) {
                     (true, Some(ts), _, _) => (*op, ts),
                     (_, _, true, Some(ts)) => match op.swap() {
                         Some(op) => (op, ts),
@@ -91,7 +108,9 @@ impl TimeRange {
                 }
             }
             Expr::Between(b) if !b.negated && start_time_col(&b.expr) => {
-                if let (Some(lo), Some(hi)) = (timestamp_literal(&b.low), timestamp_literal(&b.high)) {
+                if let (Some(lo), Some(hi)) =
+                    (timestamp_literal(&b.low), timestamp_literal(&b.high))
+                {
                     self.min = self.min.max(lo);
                     self.max = self.max.min(hi);
                 }
@@ -124,7 +143,6 @@ fn timestamp_literal(e: &Expr) -> Option<i64> {
 
 #[async_trait]
 impl TableProvider for SpansTable {
-
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -133,7 +151,10 @@ impl TableProvider for SpansTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Used for pruning only; DataFusion still applies every filter to the rows.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -157,7 +178,9 @@ impl TableProvider for SpansTable {
         if !files.is_empty() {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(files).with_listing_options(options).with_schema(self.schema.clone());
+            let config = ListingTableConfig::new_with_multi_paths(files)
+                .with_listing_options(options)
+                .with_schema(self.schema.clone());
             let table = ListingTable::try_new(config)?;
             inputs.push(table.scan(state, projection, filters, limit).await?);
         }
@@ -172,7 +195,11 @@ impl TableProvider for SpansTable {
             // Two partitions so both cores can work on the buffer.
             let half = batches.len().div_ceil(2);
             let parts: Vec<Vec<_>> = batches.chunks(half.max(1)).map(|c| c.to_vec()).collect();
-            inputs.push(MemorySourceConfig::try_new_exec(&parts, self.schema.clone(), projection.cloned())?);
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &parts,
+                self.schema.clone(),
+                projection.cloned(),
+            )?);
         }
         if inputs.is_empty() {
             let schema = match projection {
@@ -192,7 +219,10 @@ fn batch_overlaps(batch: &arrow::record_batch::RecordBatch, range: &TimeRange) -
     }
     use arrow::array::AsArray;
     use arrow::datatypes::TimestampNanosecondType;
-    let Some(starts) = batch.column_by_name(col::START_TIME).and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()) else {
+    let Some(starts) = batch
+        .column_by_name(col::START_TIME)
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+    else {
         return true;
     };
     match (arrow::compute::min(starts), arrow::compute::max(starts)) {
@@ -207,14 +237,26 @@ mod tests {
     use datafusion::prelude::{col as c, lit};
 
     fn ts(v: i64) -> Expr {
-        lit(ScalarValue::TimestampNanosecond(Some(v), Some("UTC".into())))
+        lit(ScalarValue::TimestampNanosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
     fn time_range_from_filters() {
-        let f = vec![c("start_time").gt_eq(ts(100)), ts(200).gt(c("start_time")), c("service_name").eq(lit("x"))];
-        assert_eq!(TimeRange::from_filters(&f), TimeRange { min: 100, max: 200 });
-        let f = vec![c("start_time").between(ts(5), ts(9)).and(c("start_time").lt(ts(7)))];
+        let f = vec![
+            c("start_time").gt_eq(ts(100)),
+            ts(200).gt(c("start_time")),
+            c("service_name").eq(lit("x")),
+        ];
+        assert_eq!(
+            TimeRange::from_filters(&f),
+            TimeRange { min: 100, max: 200 }
+        );
+        let f = vec![c("start_time")
+            .between(ts(5), ts(9))
+            .and(c("start_time").lt(ts(7)))];
         assert_eq!(TimeRange::from_filters(&f), TimeRange { min: 5, max: 7 });
         let f = vec![c("start_time").gt(ts(1)).or(c("start_time").lt(ts(0)))];
         assert_eq!(TimeRange::from_filters(&f), TimeRange::ALL);

@@ -23,7 +23,9 @@ impl std::str::FromStr for FsyncPolicy {
         match s {
             "always" => Ok(FsyncPolicy::Always),
             "never" => Ok(FsyncPolicy::Never),
-            other => Err(format!("fsync policy must be `always` or `never`, got `{other}`")),
+            other => Err(format!(
+                "fsync policy must be `always` or `never`, got `{other}`"
+            )),
         }
     }
 }

@@ -97,7 +97,10 @@ pub struct Store {
 }
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 fn lock_poisoned() -> StoreError {
@@ -110,13 +113,22 @@ impl Store {
         let dir = cfg.data_dir.clone();
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let lock_path = dir.join("LOCK");
-        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| StoreError::io(&lock_path, e))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(&lock_path, e))?;
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked(dir));
         }
         let manifest = Manifest::load(&dir)?;
         remove_strays(&dir, &manifest)?;
-        let segments = manifest.segments.iter().map(|m| SegmentFile::new(m.clone(), &dir)).collect();
+        let segments = manifest
+            .segments
+            .iter()
+            .map(|m| SegmentFile::new(m.clone(), &dir))
+            .collect();
         let flushed = manifest.flushed_seq;
         let state = State {
             manifest,
@@ -147,7 +159,12 @@ impl Store {
             "WAL replay finished"
         );
         let next_seq = report.last_seq.max(flushed) + 1;
-        let writer = WalWriter::create(&store.wal_dir(), next_seq, store.inner.cfg.wal_segment_bytes, store.inner.cfg.fsync)?;
+        let writer = WalWriter::create(
+            &store.wal_dir(),
+            next_seq,
+            store.inner.cfg.wal_segment_bytes,
+            store.inner.cfg.fsync,
+        )?;
         let (tx, rx) = mpsc::channel::<WalJob>(8192);
         let weak = Arc::downgrade(&store.inner);
         let handle = std::thread::Builder::new()
@@ -198,7 +215,11 @@ impl Store {
     }
 
     fn buffered_bytes(&self) -> u64 {
-        self.inner.state.read().map(|s| s.active_bytes + s.flushing_bytes).unwrap_or(0)
+        self.inner
+            .state
+            .read()
+            .map(|s| s.active_bytes + s.flushing_bytes)
+            .unwrap_or(0)
     }
 
     /// Appends one request: `payload` is its protobuf encoding (what the WAL keeps), `batch`
@@ -208,13 +229,28 @@ impl Store {
         let buffered = self.buffered_bytes();
         let limit = self.inner.cfg.max_buffer_bytes;
         if buffered > limit {
-            self.inner.counters.overload_refusals.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .overload_refusals
+                .fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Overloaded { buffered, limit });
         }
-        let tx = self.inner.wal_tx.lock().map_err(|_| lock_poisoned())?.clone().ok_or(StoreError::ShuttingDown)?;
+        let tx = self
+            .inner
+            .wal_tx
+            .lock()
+            .map_err(|_| lock_poisoned())?
+            .clone()
+            .ok_or(StoreError::ShuttingDown)?;
         let rows = batch.num_rows() as u64;
         let (reply, rx) = oneshot::channel();
-        tx.send(WalJob { payload, batch, reply }).await.map_err(|_| StoreError::ShuttingDown)?;
+        tx.send(WalJob {
+            payload,
+            batch,
+            reply,
+        })
+        .await
+        .map_err(|_| StoreError::ShuttingDown)?;
         let seq = rx.await.map_err(|_| StoreError::ShuttingDown)??;
         self.inner.counters.spans.fetch_add(rows, Ordering::Relaxed);
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -226,9 +262,17 @@ impl Store {
         match self.inner.state.read() {
             Ok(st) => Snapshot {
                 segments: st.segments.clone(),
-                batches: st.flushing.iter().chain(st.active.iter()).map(|b| b.batch.clone()).collect(),
+                batches: st
+                    .flushing
+                    .iter()
+                    .chain(st.active.iter())
+                    .map(|b| b.batch.clone())
+                    .collect(),
             },
-            Err(_) => Snapshot { segments: Vec::new(), batches: Vec::new() },
+            Err(_) => Snapshot {
+                segments: Vec::new(),
+                batches: Vec::new(),
+            },
         }
     }
 
@@ -247,7 +291,12 @@ impl Store {
         };
         if let Ok(st) = self.inner.state.read() {
             s.buffered_bytes = st.active_bytes + st.flushing_bytes;
-            s.buffered_rows = st.active.iter().chain(st.flushing.iter()).map(|b| b.batch.num_rows() as u64).sum();
+            s.buffered_rows = st
+                .active
+                .iter()
+                .chain(st.flushing.iter())
+                .map(|b| b.batch.num_rows() as u64)
+                .sum();
             s.segment_files = st.segments.len() as u64;
             s.segment_rows = st.segments.iter().map(|f| f.meta.rows).sum();
             s.segment_bytes = st.segments.iter().map(|f| f.meta.bytes).sum();
@@ -260,7 +309,10 @@ impl Store {
         match self.inner.state.read() {
             Ok(st) => {
                 st.active_bytes >= self.inner.cfg.flush_bytes
-                    || st.oldest_active.map(|t| t.elapsed() >= self.inner.cfg.flush_interval).unwrap_or(false)
+                    || st
+                        .oldest_active
+                        .map(|t| t.elapsed() >= self.inner.cfg.flush_interval)
+                        .unwrap_or(false)
                     || !st.flushing.is_empty()
             }
             Err(_) => false,
@@ -282,7 +334,14 @@ impl Store {
                 return Ok(false);
             }
             let max_seq = st.flushing.iter().map(|b| b.seq).max().unwrap_or(0);
-            (st.flushing.iter().map(|b| b.batch.clone()).collect::<Vec<_>>(), max_seq, st.manifest.clone())
+            (
+                st.flushing
+                    .iter()
+                    .map(|b| b.batch.clone())
+                    .collect::<Vec<_>>(),
+                max_seq,
+                st.manifest.clone(),
+            )
         };
         let mut by_partition: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         for b in &batches {
@@ -309,7 +368,8 @@ impl Store {
             let mut st = self.inner.state.write().map_err(|_| lock_poisoned())?;
             st.manifest = manifest;
             for m in written {
-                st.segments.push(SegmentFile::new(m, &self.inner.cfg.data_dir));
+                st.segments
+                    .push(SegmentFile::new(m, &self.inner.cfg.data_dir));
             }
             st.flushing.clear();
             st.flushing_bytes = 0;
@@ -319,21 +379,50 @@ impl Store {
         Ok(true)
     }
 
-    fn write_new_segment(&self, manifest: &mut Manifest, partition: i64, batches: &[RecordBatch]) -> Result<SegmentMeta> {
+    fn write_new_segment(
+        &self,
+        manifest: &mut Manifest,
+        partition: i64,
+        batches: &[RecordBatch],
+    ) -> Result<SegmentMeta> {
         manifest.next_id += 1;
         let id = manifest.next_id;
         let file = format!("segments/{partition}/{id:012}.parquet");
-        let w = segment::write_segment(&self.inner.cfg.data_dir.join(&file), batches, self.inner.cfg.row_group_rows)?;
-        Ok(SegmentMeta { id, file, partition, rows: w.rows, bytes: w.bytes, min_time: w.min_time, max_time: w.max_time })
+        let w = segment::write_segment(
+            &self.inner.cfg.data_dir.join(&file),
+            batches,
+            self.inner.cfg.row_group_rows,
+        )?;
+        Ok(SegmentMeta {
+            id,
+            file,
+            partition,
+            rows: w.rows,
+            bytes: w.bytes,
+            min_time: w.min_time,
+            max_time: w.max_time,
+        })
     }
 
     /// Drops segments whose newest span is older than the retention period. Blocking.
     pub fn enforce_retention(&self) -> Result<usize> {
-        let cutoff = now_ns().saturating_sub(self.inner.cfg.retention.as_nanos().min(i64::MAX as u128) as i64);
-        self.replace_segments(|segs| segs.iter().filter(|s| s.max_time < cutoff).map(|s| s.id).collect(), None)
-            .inspect(|n| {
-                self.inner.counters.expired_segments.fetch_add(*n as u64, Ordering::Relaxed);
-            })
+        let cutoff = now_ns()
+            .saturating_sub(self.inner.cfg.retention.as_nanos().min(i64::MAX as u128) as i64);
+        self.replace_segments(
+            |segs| {
+                segs.iter()
+                    .filter(|s| s.max_time < cutoff)
+                    .map(|s| s.id)
+                    .collect()
+            },
+            None,
+        )
+        .inspect(|n| {
+            self.inner
+                .counters
+                .expired_segments
+                .fetch_add(*n as u64, Ordering::Relaxed);
+        })
     }
 
     /// Merges small files of each hour partition into larger sorted files. Blocking.
@@ -341,13 +430,21 @@ impl Store {
     pub fn compact(&self) -> Result<usize> {
         let plans = {
             let st = self.inner.state.read().map_err(|_| lock_poisoned())?;
-            plan_compactions(&st.manifest.segments, self.inner.cfg.compact_min_files, self.inner.cfg.compact_max_rows)
+            plan_compactions(
+                &st.manifest.segments,
+                self.inner.cfg.compact_min_files,
+                self.inner.cfg.compact_max_rows,
+            )
         };
         let mut merged = 0;
         for ids in plans {
             let inputs: Vec<Arc<SegmentFile>> = {
                 let st = self.inner.state.read().map_err(|_| lock_poisoned())?;
-                st.segments.iter().filter(|s| ids.contains(&s.meta.id)).cloned().collect()
+                st.segments
+                    .iter()
+                    .filter(|s| ids.contains(&s.meta.id))
+                    .cloned()
+                    .collect()
             };
             if inputs.len() < 2 {
                 continue;
@@ -360,16 +457,29 @@ impl Store {
             let n = inputs.len();
             self.replace_segments(|_| ids.clone(), Some((partition, batches)))?;
             merged += n;
-            self.inner.counters.compactions.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .compactions
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok(merged)
     }
 
     /// Removes the segments chosen by `pick` and optionally adds one new segment made of
     /// `add`, as one manifest change.
-    fn replace_segments(&self, pick: impl FnOnce(&[SegmentMeta]) -> HashSet<u64>, add: Option<(i64, Vec<RecordBatch>)>) -> Result<usize> {
+    fn replace_segments(
+        &self,
+        pick: impl FnOnce(&[SegmentMeta]) -> HashSet<u64>,
+        add: Option<(i64, Vec<RecordBatch>)>,
+    ) -> Result<usize> {
         let _guard = self.inner.maintenance.lock().map_err(|_| lock_poisoned())?;
-        let mut manifest = self.inner.state.read().map_err(|_| lock_poisoned())?.manifest.clone();
+        let mut manifest = self
+            .inner
+            .state
+            .read()
+            .map_err(|_| lock_poisoned())?
+            .manifest
+            .clone();
         let remove = pick(&manifest.segments);
         if remove.is_empty() {
             return Ok(0);
@@ -391,7 +501,8 @@ impl Store {
             !gone
         });
         if let Some(m) = new_meta {
-            st.segments.push(SegmentFile::new(m, &self.inner.cfg.data_dir));
+            st.segments
+                .push(SegmentFile::new(m, &self.inner.cfg.data_dir));
         }
         Ok(remove.len())
     }
@@ -417,9 +528,14 @@ impl Store {
                 if last_maintenance.elapsed() >= store.inner.cfg.maintenance_interval {
                     last_maintenance = Instant::now();
                     let s = store.clone();
-                    let res = tokio::task::spawn_blocking(move || -> Result<(usize, usize)> { Ok((s.enforce_retention()?, s.compact()?)) }).await;
+                    let res = tokio::task::spawn_blocking(move || -> Result<(usize, usize)> {
+                        Ok((s.enforce_retention()?, s.compact()?))
+                    })
+                    .await;
                     match res {
-                        Ok(Ok((expired, merged))) if expired + merged > 0 => tracing::info!(expired, merged, "maintenance"),
+                        Ok(Ok((expired, merged))) if expired + merged > 0 => {
+                            tracing::info!(expired, merged, "maintenance")
+                        }
                         Ok(Err(e)) => tracing::error!(error = %e, "maintenance failed"),
                         Err(e) => tracing::error!(error = %e, "maintenance task failed"),
                         _ => {}
@@ -430,13 +546,27 @@ impl Store {
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.wal_tx.lock().map(|g| g.is_none()).unwrap_or(true)
+        self.inner
+            .wal_tx
+            .lock()
+            .map(|g| g.is_none())
+            .unwrap_or(true)
     }
 
     /// Stops accepting writes, waits for the WAL thread, and flushes. Blocking.
     pub fn close(&self) -> Result<()> {
-        self.inner.wal_tx.lock().map_err(|_| lock_poisoned())?.take();
-        if let Some(h) = self.inner.wal_thread.lock().map_err(|_| lock_poisoned())?.take() {
+        self.inner
+            .wal_tx
+            .lock()
+            .map_err(|_| lock_poisoned())?
+            .take();
+        if let Some(h) = self
+            .inner
+            .wal_thread
+            .lock()
+            .map_err(|_| lock_poisoned())?
+            .take()
+        {
             let _ = h.join();
         }
         self.flush()?;
@@ -445,7 +575,11 @@ impl Store {
 }
 
 /// Groups of small files to merge, per partition.
-fn plan_compactions(segments: &[SegmentMeta], min_files: usize, max_rows: usize) -> Vec<HashSet<u64>> {
+fn plan_compactions(
+    segments: &[SegmentMeta],
+    min_files: usize,
+    max_rows: usize,
+) -> Vec<HashSet<u64>> {
     let mut by_partition: BTreeMap<i64, Vec<&SegmentMeta>> = BTreeMap::new();
     for s in segments.iter().filter(|s| (s.rows as usize) < max_rows / 2) {
         by_partition.entry(s.partition).or_default().push(s);
@@ -474,11 +608,19 @@ fn plan_compactions(segments: &[SegmentMeta], min_files: usize, max_rows: usize)
 
 /// Deletes files under `segments/` the manifest does not name (left by a crash mid-flush).
 fn remove_strays(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let live: HashSet<PathBuf> = manifest.segments.iter().map(|s| dir.join(&s.file)).collect();
+    let live: HashSet<PathBuf> = manifest
+        .segments
+        .iter()
+        .map(|s| dir.join(&s.file))
+        .collect();
     let root = dir.join("segments");
-    let Ok(parts) = fs::read_dir(&root) else { return Ok(()) };
+    let Ok(parts) = fs::read_dir(&root) else {
+        return Ok(());
+    };
     for part in parts.flatten() {
-        let Ok(files) = fs::read_dir(part.path()) else { continue };
+        let Ok(files) = fs::read_dir(part.path()) else {
+            continue;
+        };
         for f in files.flatten() {
             if !live.contains(&f.path()) {
                 tracing::info!(file = %f.path().display(), "removing segment file not named by the manifest");
@@ -507,8 +649,16 @@ fn wal_loop(mut writer: WalWriter, mut rx: mpsc::Receiver<WalJob>, inner: std::s
         let payloads: Vec<&[u8]> = jobs.iter().map(|j| j.payload.as_ref()).collect();
         match writer.append_group(&payloads) {
             Ok(first_seq) => {
-                store.inner.counters.wal_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                store.inner.counters.wal_groups.fetch_add(1, Ordering::Relaxed);
+                store
+                    .inner
+                    .counters
+                    .wal_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+                store
+                    .inner
+                    .counters
+                    .wal_groups
+                    .fetch_add(1, Ordering::Relaxed);
                 let mut replies = Vec::with_capacity(jobs.len());
                 for (i, job) in jobs.into_iter().enumerate() {
                     let seq = first_seq + i as u64;

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the store buffer is full ({buffered} bytes buffered, limit {limit}); retry later")]
     Overloaded { buffered: u64, limit: u64 },
     #[error("the store is shutting down")]
@@ -24,7 +27,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io { path: path.into(), source }
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

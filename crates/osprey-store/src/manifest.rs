@@ -40,9 +40,14 @@ impl Manifest {
     pub fn load(data_dir: &Path) -> Result<Manifest> {
         let path = data_dir.join(FILE_NAME);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError::Manifest { path: path.clone(), reason: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest { version: 1, ..Default::default() }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Manifest {
+                path: path.clone(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest {
+                version: 1,
+                ..Default::default()
+            }),
             Err(e) => Err(StoreError::io(path, e)),
         }
     }
@@ -50,9 +55,14 @@ impl Manifest {
     pub fn save(&self, data_dir: &Path) -> Result<()> {
         let tmp = data_dir.join(format!("{FILE_NAME}.tmp"));
         let path = data_dir.join(FILE_NAME);
-        let bytes = serde_json::to_vec(self).map_err(|e| StoreError::Manifest { path: path.clone(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec(self).map_err(|e| StoreError::Manifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| StoreError::io(&tmp, e))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| StoreError::io(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
         sync_dir(data_dir)
     }
@@ -70,12 +80,23 @@ mod tests {
             version: 1,
             flushed_seq: 9,
             next_id: 2,
-            segments: vec![SegmentMeta { id: 1, file: "segments/1/1.parquet".into(), partition: 1, rows: 3, bytes: 100, min_time: 5, max_time: 6 }],
+            segments: vec![SegmentMeta {
+                id: 1,
+                file: "segments/1/1.parquet".into(),
+                partition: 1,
+                rows: 3,
+                bytes: 100,
+                min_time: 5,
+                max_time: 6,
+            }],
         };
         m.save(tmp.path())?;
         assert_eq!(Manifest::load(tmp.path())?, m);
         fs::write(tmp.path().join(FILE_NAME), b"{not json").map_err(|e| StoreError::io("m", e))?;
-        assert!(matches!(Manifest::load(tmp.path()), Err(StoreError::Manifest { .. })));
+        assert!(matches!(
+            Manifest::load(tmp.path()),
+            Err(StoreError::Manifest { .. })
+        ));
         Ok(())
     }
 }

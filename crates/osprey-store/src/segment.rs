@@ -9,8 +9,8 @@ use osprey_model::schema::{col, spans_schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -37,7 +37,11 @@ pub struct SegmentFile {
 impl SegmentFile {
     pub fn new(meta: SegmentMeta, data_dir: &Path) -> Arc<SegmentFile> {
         let path = data_dir.join(&meta.file);
-        Arc::new(SegmentFile { meta, path, obsolete: AtomicBool::new(false) })
+        Arc::new(SegmentFile {
+            meta,
+            path,
+            obsolete: AtomicBool::new(false),
+        })
     }
     pub fn mark_obsolete(&self) {
         self.obsolete.store(true, Ordering::SeqCst);
@@ -78,18 +82,26 @@ fn start_times(batch: &RecordBatch) -> Result<&arrow::array::TimestampNanosecond
     batch
         .column_by_name(col::START_TIME)
         .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        .ok_or_else(|| StoreError::Arrow(arrow::error::ArrowError::SchemaError("start_time column missing".into())))
+        .ok_or_else(|| {
+            StoreError::Arrow(arrow::error::ArrowError::SchemaError(
+                "start_time column missing".into(),
+            ))
+        })
 }
 
 /// Sorts rows by (trace_id, start_time): a trace is contiguous and row-group statistics on
 /// `trace_id` are narrow, so a lookup by id reads one row group per file.
 pub fn sort_for_segment(batch: &RecordBatch) -> Result<RecordBatch> {
     let key = |name: &str| -> Result<SortColumn> {
-        let values = batch
-            .column_by_name(name)
-            .cloned()
-            .ok_or_else(|| StoreError::Arrow(arrow::error::ArrowError::SchemaError(format!("{name} missing"))))?;
-        Ok(SortColumn { values, options: None })
+        let values = batch.column_by_name(name).cloned().ok_or_else(|| {
+            StoreError::Arrow(arrow::error::ArrowError::SchemaError(format!(
+                "{name} missing"
+            )))
+        })?;
+        Ok(SortColumn {
+            values,
+            options: None,
+        })
     };
     let idx = lexsort_to_indices(&[key(col::TRACE_ID)?, key(col::START_TIME)?], None)?;
     Ok(take_record_batch(batch, &idx)?)
@@ -110,8 +122,15 @@ fn writer_properties(row_group_rows: usize) -> Result<WriterProperties> {
         // file; the bloom filter then skips files that do not hold the trace at all.
         .set_column_bloom_filter_enabled(no_dict(col::TRACE_ID), true)
         .set_column_bloom_filter_fpp(no_dict(col::TRACE_ID), 0.01)
-        .set_column_bloom_filter_max_ndv(no_dict(col::TRACE_ID), (row_group_rows as u64 / 4).max(1024))
-        .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
+        .set_column_bloom_filter_max_ndv(
+            no_dict(col::TRACE_ID),
+            (row_group_rows as u64 / 4).max(1024),
+        )
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
         .build())
 }
 
@@ -125,14 +144,20 @@ pub struct Written {
 
 /// Writes `batches` (one partition's rows) sorted into a new Parquet file at `path`,
 /// durably: temp file, fsync, rename, fsync of the directory.
-pub fn write_segment(path: &Path, batches: &[RecordBatch], row_group_rows: usize) -> Result<Written> {
+pub fn write_segment(
+    path: &Path,
+    batches: &[RecordBatch],
+    row_group_rows: usize,
+) -> Result<Written> {
     let schema = spans_schema();
     let all = concat_batches(&schema, batches)?;
     let sorted = sort_for_segment(&all)?;
     let starts = start_times(&sorted)?;
     let min_time = arrow::compute::min(starts).unwrap_or(0);
     let max_time = arrow::compute::max(starts).unwrap_or(0);
-    let dir = path.parent().ok_or_else(|| StoreError::Wal(format!("segment path {} has no parent", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| StoreError::Wal(format!("segment path {} has no parent", path.display())))?;
     fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
@@ -143,13 +168,20 @@ pub fn write_segment(path: &Path, batches: &[RecordBatch], row_group_rows: usize
     let bytes = file.metadata().map_err(|e| StoreError::io(&tmp, e))?.len();
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
     crate::wal::sync_dir(dir)?;
-    Ok(Written { rows: sorted.num_rows() as u64, bytes, min_time, max_time })
+    Ok(Written {
+        rows: sorted.num_rows() as u64,
+        bytes,
+        min_time,
+        max_time,
+    })
 }
 
 /// Reads a whole segment file.
 pub fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(64 * 1024).build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(64 * 1024)
+        .build()?;
     let mut out = Vec::new();
     for batch in reader {
         out.push(batch?);
@@ -164,5 +196,9 @@ pub fn rows(batches: &[RecordBatch]) -> usize {
 
 /// Sum of the Arrow memory held by `batch`.
 pub fn memory_size(batch: &RecordBatch) -> u64 {
-    batch.columns().iter().map(|c| c.get_array_memory_size() as u64).sum()
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.get_array_memory_size() as u64)
+        .sum()
 }

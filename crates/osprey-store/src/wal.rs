@@ -63,12 +63,31 @@ pub struct WalWriter {
 
 impl WalWriter {
     /// Starts a fresh segment whose first record will be `next_seq`.
-    pub fn create(dir: &Path, next_seq: u64, segment_bytes: u64, fsync: FsyncPolicy) -> Result<Self> {
+    pub fn create(
+        dir: &Path,
+        next_seq: u64,
+        segment_bytes: u64,
+        fsync: FsyncPolicy,
+    ) -> Result<Self> {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let path = dir.join(segment_name(next_seq));
-        let file = OpenOptions::new().create(true).write(true).truncate(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
         sync_dir(dir)?;
-        Ok(WalWriter { dir: dir.to_path_buf(), file, path, offset: 0, next_seq, segment_bytes, fsync, scratch: Vec::new() })
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            file,
+            path,
+            offset: 0,
+            next_seq,
+            segment_bytes,
+            fsync,
+            scratch: Vec::new(),
+        })
     }
 
     /// The sequence number the next record will get.
@@ -84,18 +103,26 @@ impl WalWriter {
         self.scratch.clear();
         for (i, p) in payloads.iter().enumerate() {
             if p.len() > MAX_RECORD {
-                return Err(StoreError::Wal(format!("record of {} bytes exceeds the WAL record limit", p.len())));
+                return Err(StoreError::Wal(format!(
+                    "record of {} bytes exceeds the WAL record limit",
+                    p.len()
+                )));
             }
             let seq = first + i as u64;
-            self.scratch.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            self.scratch.extend_from_slice(&checksum(seq, p).to_le_bytes());
+            self.scratch
+                .extend_from_slice(&(p.len() as u32).to_le_bytes());
+            self.scratch
+                .extend_from_slice(&checksum(seq, p).to_le_bytes());
             self.scratch.extend_from_slice(&seq.to_le_bytes());
             self.scratch.extend_from_slice(p);
         }
-        let res = self.file.write_all(&self.scratch).and_then(|_| match self.fsync {
-            FsyncPolicy::Always => self.file.sync_data(),
-            FsyncPolicy::Never => Ok(()),
-        });
+        let res = self
+            .file
+            .write_all(&self.scratch)
+            .and_then(|_| match self.fsync {
+                FsyncPolicy::Always => self.file.sync_data(),
+                FsyncPolicy::Never => Ok(()),
+            });
         if let Err(e) = res {
             // Cut off whatever part of the group reached the file, so later records are not
             // hidden behind a torn one.
@@ -105,7 +132,8 @@ impl WalWriter {
         self.offset += self.scratch.len() as u64;
         self.next_seq += payloads.len() as u64;
         if self.offset >= self.segment_bytes {
-            let fresh = WalWriter::create(&self.dir, self.next_seq, self.segment_bytes, self.fsync)?;
+            let fresh =
+                WalWriter::create(&self.dir, self.next_seq, self.segment_bytes, self.fsync)?;
             *self = fresh;
         }
         Ok(first)
@@ -127,7 +155,11 @@ pub struct ReplayReport {
 
 /// Replays every intact record with sequence number greater than `after`, in order.
 /// A damaged tail is cut off the file (it can only hold unacknowledged data) and counted.
-pub fn replay(dir: &Path, after: u64, mut apply: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<ReplayReport> {
+pub fn replay(
+    dir: &Path,
+    after: u64,
+    mut apply: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<ReplayReport> {
     let mut report = ReplayReport::default();
     for (_, path) in list_segments(dir)? {
         let data = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
@@ -170,8 +202,13 @@ fn parse_record(buf: &[u8]) -> Option<(u64, &[u8], usize)> {
 }
 
 fn truncate(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new().write(true).open(path).map_err(|e| StoreError::io(path, e))?;
-    f.set_len(len).and_then(|_| f.sync_all()).map_err(|e| StoreError::io(path, e))
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io(path, e))?;
+    f.set_len(len)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StoreError::io(path, e))
 }
 
 /// Deletes segments whose every record is `<= flushed_seq`. The newest segment is kept.
@@ -191,7 +228,9 @@ pub fn remove_obsolete(dir: &Path, flushed_seq: u64) -> Result<usize> {
 
 /// fsyncs a directory so a created or renamed entry survives power loss.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
 }
 
 #[cfg(test)]
@@ -232,9 +271,19 @@ mod tests {
         for cut in 0..full.len() {
             fs::write(&path, &full[..cut]).map_err(|e| StoreError::io(&path, e))?;
             let (got, rep) = collect(tmp.path(), 0);
-            let want = if cut >= full.len() { 2 } else if cut >= first_len { 1 } else { 0 };
+            let want = if cut >= full.len() {
+                2
+            } else if cut >= first_len {
+                1
+            } else {
+                0
+            };
             assert_eq!(got.len(), want, "cut at {cut}");
-            assert_eq!(rep.discarded_bytes as usize, cut - if want == 1 { first_len } else { 0 }, "cut at {cut}");
+            assert_eq!(
+                rep.discarded_bytes as usize,
+                cut - if want == 1 { first_len } else { 0 },
+                "cut at {cut}"
+            );
         }
         Ok(())
     }

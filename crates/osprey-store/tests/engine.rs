@@ -12,7 +12,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// `n` spans in one trace `t`, starting at `start_ns`.
@@ -27,11 +30,23 @@ fn request(t: u8, n: u8, start_ns: u64) -> TraceRequest {
             ..Default::default()
         })
         .collect();
-    let svc = KeyValue { key: "service.name".into(), value: Some(AnyValue { value: Some(Value::StringValue("svc".into())) }), ..Default::default() };
+    let svc = KeyValue {
+        key: "service.name".into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue("svc".into())),
+        }),
+        ..Default::default()
+    };
     TraceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![svc], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            resource: Some(Resource {
+                attributes: vec![svc],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -39,7 +54,10 @@ fn request(t: u8, n: u8, start_ns: u64) -> TraceRequest {
 
 async fn append(store: &Store, req: &TraceRequest) -> u64 {
     let batch = osprey_model::request_to_batch(req).expect("convert");
-    store.append(Bytes::from(req.encode_to_vec()), batch).await.expect("append")
+    store
+        .append(Bytes::from(req.encode_to_vec()), batch)
+        .await
+        .expect("append")
 }
 
 fn span_ids(store: &Store) -> Vec<String> {
@@ -50,7 +68,11 @@ fn span_ids(store: &Store) -> Vec<String> {
     }
     let mut ids = Vec::new();
     for b in batches {
-        let col = b.column_by_name("span_id").expect("span_id").as_string::<i32>().clone();
+        let col = b
+            .column_by_name("span_id")
+            .expect("span_id")
+            .as_string::<i32>()
+            .clone();
         ids.extend(col.iter().flatten().map(str::to_string));
     }
     ids.sort();
@@ -70,7 +92,11 @@ async fn appended_spans_survive_reopen_without_duplicates() {
     {
         let store = Store::open(config(dir.path())).expect("open");
         append(&store, &request(1, 3, t0)).await;
-        assert_eq!(span_ids(&store).len(), 3, "buffered spans are visible at once");
+        assert_eq!(
+            span_ids(&store).len(),
+            3,
+            "buffered spans are visible at once"
+        );
         store.flush().expect("flush");
         append(&store, &request(2, 2, t0)).await;
         // No close(): simulates a crash with one record only in the WAL.
@@ -78,7 +104,11 @@ async fn appended_spans_survive_reopen_without_duplicates() {
     let store = Store::open(config(dir.path())).expect("reopen");
     let ids = span_ids(&store);
     assert_eq!(ids.len(), 5, "flushed + replayed spans: {ids:?}");
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 5, "no duplicates");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        5,
+        "no duplicates"
+    );
     // Flush again and reopen: the WAL must not be replayed twice.
     store.flush().expect("flush");
     store.close().expect("close");
@@ -91,7 +121,10 @@ async fn appended_spans_survive_reopen_without_duplicates() {
 async fn a_second_process_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().expect("tmp");
     let _a = Store::open(config(dir.path())).expect("open");
-    let err = Store::open(config(dir.path())).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = Store::open(config(dir.path()))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("in use"), "{err}");
 }
 
@@ -105,7 +138,11 @@ async fn retention_drops_old_partitions_only() {
     append(&store, &request(1, 2, now_ns() - ten_days)).await;
     append(&store, &request(2, 2, now_ns())).await;
     store.flush().expect("flush");
-    assert_eq!(store.stats().segment_files, 2, "one file per hour partition");
+    assert_eq!(
+        store.stats().segment_files,
+        2,
+        "one file per hour partition"
+    );
     assert_eq!(store.enforce_retention().expect("retention"), 1);
     let ids = span_ids(&store);
     assert_eq!(ids.len(), 2);
@@ -145,6 +182,11 @@ async fn buffer_limit_refuses_with_retryable_error() {
     let req = request(1, 2, now_ns());
     append(&store, &req).await;
     let batch = osprey_model::request_to_batch(&req).expect("convert");
-    let err = store.append(Bytes::from(req.encode_to_vec()), batch).await.err().map(|e| e.to_string()).unwrap_or_default();
+    let err = store
+        .append(Bytes::from(req.encode_to_vec()), batch)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("buffer is full"), "{err}");
 }

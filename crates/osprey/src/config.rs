@@ -34,8 +34,10 @@ pub struct UpFile {
 
 impl UpFile {
     pub fn load(path: &Path) -> Result<UpFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        serde_yaml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        serde_yaml::from_str(&text)
+            .with_context(|| format!("config file {} is invalid", path.display()))
     }
 
     /// `other`'s values win where set.
@@ -44,15 +46,36 @@ impl UpFile {
             ($($f:ident),*) => { UpFile { $($f: other.$f.or(self.$f)),* } };
         }
         pick!(
-            data_dir, listen_all, otlp_grpc_addr, otlp_http_addr, grpc_addr, http_addr, pg_addr, jaeger_thrift_addr,
-            jaeger_grpc_addr, zipkin_addr, retention, fsync, flush_interval, maintenance_interval, max_buffer_bytes,
-            max_request_bytes, query_timeout, query_max_rows, query_memory_bytes
+            data_dir,
+            listen_all,
+            otlp_grpc_addr,
+            otlp_http_addr,
+            grpc_addr,
+            http_addr,
+            pg_addr,
+            jaeger_thrift_addr,
+            jaeger_grpc_addr,
+            zipkin_addr,
+            retention,
+            fsync,
+            flush_interval,
+            maintenance_interval,
+            max_buffer_bytes,
+            max_request_bytes,
+            query_timeout,
+            query_max_rows,
+            query_memory_bytes
         )
     }
 }
 
 /// A listener's address, or off.
-pub fn listener(field: &str, value: Option<&str>, default_port: u16, listen_all: bool) -> Result<Option<SocketAddr>> {
+pub fn listener(
+    field: &str,
+    value: Option<&str>,
+    default_port: u16,
+    listen_all: bool,
+) -> Result<Option<SocketAddr>> {
     let host = if listen_all { "0.0.0.0" } else { "127.0.0.1" };
     let text = match value {
         None => format!("{host}:{default_port}"),
@@ -60,7 +83,11 @@ pub fn listener(field: &str, value: Option<&str>, default_port: u16, listen_all:
         Some(v) => v.to_string(),
     };
     // Accept `:4317` as "the default host, this port".
-    let text = if text.starts_with(':') { format!("{host}{text}") } else { text };
+    let text = if text.starts_with(':') {
+        format!("{host}{text}")
+    } else {
+        text
+    };
     match text.parse::<SocketAddr>() {
         Ok(a) => Ok(Some(a)),
         Err(_) => bail!("{field}: `{text}` is not an address; expected HOST:PORT (e.g. 127.0.0.1:{default_port}) or `none`"),
@@ -70,7 +97,8 @@ pub fn listener(field: &str, value: Option<&str>, default_port: u16, listen_all:
 pub fn duration(field: &str, value: Option<&str>, default: Duration) -> Result<Duration> {
     match value {
         None => Ok(default),
-        Some(v) => humantime::parse_duration(v).with_context(|| format!("{field}: `{v}` is not a duration (examples: 30s, 5m, 7d)")),
+        Some(v) => humantime::parse_duration(v)
+            .with_context(|| format!("{field}: `{v}` is not a duration (examples: 30s, 5m, 7d)")),
     }
 }
 
@@ -80,11 +108,23 @@ mod tests {
 
     #[test]
     fn listeners_parse_and_name_the_field() {
-        assert_eq!(listener("x", None, 4317, false).ok().flatten(), "127.0.0.1:4317".parse().ok());
-        assert_eq!(listener("x", None, 4317, true).ok().flatten(), "0.0.0.0:4317".parse().ok());
+        assert_eq!(
+            listener("x", None, 4317, false).ok().flatten(),
+            "127.0.0.1:4317".parse().ok()
+        );
+        assert_eq!(
+            listener("x", None, 4317, true).ok().flatten(),
+            "0.0.0.0:4317".parse().ok()
+        );
         assert_eq!(listener("x", Some("none"), 1, false).ok(), Some(None));
-        assert_eq!(listener("x", Some(":99"), 1, false).ok().flatten(), "127.0.0.1:99".parse().ok());
-        let e = listener("--pg-addr", Some("nowhere"), 5433, false).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            listener("x", Some(":99"), 1, false).ok().flatten(),
+            "127.0.0.1:99".parse().ok()
+        );
+        let e = listener("--pg-addr", Some("nowhere"), 5433, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("--pg-addr") && e.contains("nowhere"), "{e}");
     }
 
@@ -93,6 +133,10 @@ mod tests {
         let ok: Result<UpFile, _> = serde_yaml::from_str("retention: 3d\nhttp-addr: 127.0.0.1:1\n");
         assert_eq!(ok.ok().and_then(|f| f.retention), Some("3d".into()));
         let bad: Result<UpFile, _> = serde_yaml::from_str("retension: 3d\n");
-        assert!(bad.err().map(|e| e.to_string()).unwrap_or_default().contains("retension"));
+        assert!(bad
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("retension"));
     }
 }

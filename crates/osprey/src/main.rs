@@ -9,7 +9,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "osprey", version, about = "One-command OpenTelemetry observability: receive, store and query traces")]
+#[command(
+    name = "osprey",
+    version,
+    about = "One-command OpenTelemetry observability: receive, store and query traces"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +25,13 @@ enum Command {
     Up(up::UpArgs),
     /// Run SQL against a running Osprey
     Sql(sql::SqlArgs),
+    /// Synthetic OTLP traffic: realistic multi-service traces
+    Loadgen(osprey_bench::LoadgenArgs),
+    /// The benchmarks behind BENCHMARKS.md
+    Bench {
+        #[command(subcommand)]
+        command: osprey_bench::bench::BenchCommand,
+    },
     /// Run OpenTelemetry Collector pipelines from a Collector YAML file (not built yet)
     Collector {
         #[arg(long)]
@@ -38,14 +49,21 @@ enum Command {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OSPREY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,datafusion=warn,h2=warn,tower=warn,hyper=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OSPREY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,datafusion=warn,h2=warn,tower=warn,hyper=warn")
+    });
     use std::io::IsTerminal;
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn not_built(what: &str) -> Result<()> {
-    anyhow::bail!("`osprey {what}` is not built yet in this release; see README.md for what works today")
+    anyhow::bail!(
+        "`osprey {what}` is not built yet in this release; see README.md for what works today"
+    )
 }
 
 #[tokio::main]
@@ -55,6 +73,8 @@ async fn main() -> std::process::ExitCode {
     let res = match cli.command {
         Command::Up(a) => up::run(a).await,
         Command::Sql(a) => sql::run(a).await,
+        Command::Loadgen(a) => osprey_bench::run_loadgen(a).await.map(|_| ()),
+        Command::Bench { command } => osprey_bench::bench::run(command).await,
         Command::Collector { .. } => not_built("collector"),
         Command::Operator => not_built("operator"),
         Command::Install { .. } => not_built("install"),

@@ -32,9 +32,15 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot reach {url}; is `osprey up` running?"))?;
     let status = resp.status();
-    let body: Value = resp.json().await.with_context(|| format!("{url} answered {status} with a body that is not JSON"))?;
+    let body: Value = resp
+        .json()
+        .await
+        .with_context(|| format!("{url} answered {status} with a body that is not JSON"))?;
     if !status.is_success() {
-        let msg = body.get("error").and_then(Value::as_str).unwrap_or("(no message)");
+        let msg = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("(no message)");
         bail!("{msg}");
     }
     let out = match args.format {
@@ -49,14 +55,26 @@ pub async fn run(args: SqlArgs) -> Result<()> {
 fn columns(body: &Value) -> Vec<String> {
     body.get("columns")
         .and_then(Value::as_array)
-        .map(|c| c.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect())
+        .map(|c| {
+            c.iter()
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn rows(body: &Value) -> Vec<Vec<String>> {
     body.get("rows")
         .and_then(Value::as_array)
-        .map(|rows| rows.iter().map(|r| r.as_array().map(|r| r.iter().map(cell).collect()).unwrap_or_default()).collect())
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|r| r.iter().map(cell).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -78,7 +96,11 @@ fn csv_field(s: &str) -> String {
 
 /// RFC 4180 CSV with a header line.
 pub fn csv(body: &Value) -> String {
-    let mut lines = vec![columns(body).iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",")];
+    let mut lines = vec![columns(body)
+        .iter()
+        .map(|c| csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",")];
     for r in rows(body) {
         lines.push(r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
     }
@@ -98,16 +120,31 @@ pub fn table(body: &Value) -> String {
         }
     }
     let line = |cells: &[String]| -> String {
-        let parts: Vec<String> = width.iter().enumerate().map(|(i, w)| format!(" {:<w$} ", cells.get(i).map(String::as_str).unwrap_or(""))).collect();
+        let parts: Vec<String> = width
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!(" {:<w$} ", cells.get(i).map(String::as_str).unwrap_or("")))
+            .collect();
         format!("|{}|", parts.join("|"))
     };
-    let rule = format!("+{}+", width.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    let rule = format!(
+        "+{}+",
+        width
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
     let mut out = vec![rule.clone(), line(&cols), rule.clone()];
     for r in &rows {
         out.push(line(r));
     }
     out.push(rule);
-    out.push(format!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" }));
+    out.push(format!(
+        "({} row{})",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    ));
     out.join("\n")
 }
 
@@ -117,7 +154,8 @@ mod tests {
 
     #[test]
     fn formats() {
-        let body = serde_json::json!({"columns": ["a", "b"], "rows": [["x,y", 1], [null, {"k": "v"}]]});
+        let body =
+            serde_json::json!({"columns": ["a", "b"], "rows": [["x,y", 1], [null, {"k": "v"}]]});
         assert_eq!(csv(&body), "a,b\n\"x,y\",1\n,\"{\"\"k\"\":\"\"v\"\"}\"");
         let t = table(&body);
         assert!(t.contains("| x,y | 1         |"), "{t}");

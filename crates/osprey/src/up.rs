@@ -131,13 +131,28 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
     };
     let s = file.overlay(args.as_file());
     let all = s.listen_all.unwrap_or(false);
-    let addr = |field: &str, v: &Option<String>, port| config::listener(field, v.as_deref(), port, all);
-    let mut store = StoreConfig::new(s.data_dir.clone().unwrap_or_else(|| PathBuf::from("./osprey-data")));
+    let addr =
+        |field: &str, v: &Option<String>, port| config::listener(field, v.as_deref(), port, all);
+    let mut store = StoreConfig::new(
+        s.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./osprey-data")),
+    );
     store.retention = config::duration("retention", s.retention.as_deref(), store.retention)?;
-    store.flush_interval = config::duration("flush-interval", s.flush_interval.as_deref(), store.flush_interval)?;
-    store.maintenance_interval = config::duration("maintenance-interval", s.maintenance_interval.as_deref(), store.maintenance_interval)?;
+    store.flush_interval = config::duration(
+        "flush-interval",
+        s.flush_interval.as_deref(),
+        store.flush_interval,
+    )?;
+    store.maintenance_interval = config::duration(
+        "maintenance-interval",
+        s.maintenance_interval.as_deref(),
+        store.maintenance_interval,
+    )?;
     if let Some(f) = &s.fsync {
-        store.fsync = f.parse::<FsyncPolicy>().map_err(|e| anyhow::anyhow!("fsync: {e}"))?;
+        store.fsync = f
+            .parse::<FsyncPolicy>()
+            .map_err(|e| anyhow::anyhow!("fsync: {e}"))?;
     }
     if let Some(b) = s.max_buffer_bytes {
         store.max_buffer_bytes = b;
@@ -145,7 +160,10 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
     }
     let mut otlp = OtlpConfig::default();
     if let Some(b) = s.max_request_bytes {
-        anyhow::ensure!(b >= 1024, "max-request-bytes: {b} is too small (at least 1024)");
+        anyhow::ensure!(
+            b >= 1024,
+            "max-request-bytes: {b} is too small (at least 1024)"
+        );
         otlp.max_request_bytes = b;
     }
     let mut query = QueryConfig::default();
@@ -166,10 +184,22 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
         grpc: addr("grpc-addr", &s.grpc_addr, 9202)?,
         http: addr("http-addr", &s.http_addr, 9201)?,
         not_yet: vec![
-            ("PostgreSQL wire (pg-addr)", addr("pg-addr", &s.pg_addr, 5433)?),
-            ("Jaeger thrift (jaeger-thrift-addr)", addr("jaeger-thrift-addr", &s.jaeger_thrift_addr, 14268)?),
-            ("Jaeger gRPC (jaeger-grpc-addr)", addr("jaeger-grpc-addr", &s.jaeger_grpc_addr, 14250)?),
-            ("Zipkin (zipkin-addr)", addr("zipkin-addr", &s.zipkin_addr, 9411)?),
+            (
+                "PostgreSQL wire (pg-addr)",
+                addr("pg-addr", &s.pg_addr, 5433)?,
+            ),
+            (
+                "Jaeger thrift (jaeger-thrift-addr)",
+                addr("jaeger-thrift-addr", &s.jaeger_thrift_addr, 14268)?,
+            ),
+            (
+                "Jaeger gRPC (jaeger-grpc-addr)",
+                addr("jaeger-grpc-addr", &s.jaeger_grpc_addr, 14250)?,
+            ),
+            (
+                "Zipkin (zipkin-addr)",
+                addr("zipkin-addr", &s.zipkin_addr, 9411)?,
+            ),
         ],
     })
 }
@@ -177,7 +207,10 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
 async fn bind(flag: &str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>> {
     match addr {
         None => Ok(None),
-        Some(a) => TcpListener::bind(a).await.map(Some).with_context(|| format!("--{flag} {a}: cannot listen")),
+        Some(a) => TcpListener::bind(a)
+            .await
+            .map(Some)
+            .with_context(|| format!("--{flag} {a}: cannot listen")),
     }
 }
 
@@ -201,25 +234,111 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     let i = ops.ingest.stats();
     let mut out = String::new();
     let mut put = |name: &str, kind: &str, help: &str, v: u64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
     };
-    put("osprey_receiver_requests_total", "counter", "OTLP trace requests received.", i.requests.load(Ordering::Relaxed));
-    put("osprey_receiver_accepted_spans_total", "counter", "Spans acknowledged to clients.", i.spans_accepted.load(Ordering::Relaxed));
-    put("osprey_receiver_rejected_spans_total", "counter", "Spans rejected as invalid (partial success).", i.spans_rejected.load(Ordering::Relaxed));
-    put("osprey_receiver_refused_requests_total", "counter", "Requests refused with a retryable error.", i.requests_refused.load(Ordering::Relaxed));
-    put("osprey_store_appended_spans_total", "counter", "Spans written to the WAL.", s.spans_appended);
-    put("osprey_store_wal_bytes_total", "counter", "Bytes written to the WAL.", s.wal_bytes);
-    put("osprey_store_wal_group_commits_total", "counter", "WAL group commits.", s.wal_groups);
-    put("osprey_store_flushes_total", "counter", "Buffer flushes to Parquet.", s.flushes);
-    put("osprey_store_compactions_total", "counter", "Segment compactions.", s.compactions);
-    put("osprey_store_overload_refusals_total", "counter", "Appends refused because the buffer was full.", s.overload_refusals);
-    put("osprey_store_expired_segments_total", "counter", "Segments dropped by retention.", s.expired_segments);
-    put("osprey_store_buffered_bytes", "gauge", "Arrow bytes waiting to be flushed.", s.buffered_bytes);
-    put("osprey_store_buffered_spans", "gauge", "Spans waiting to be flushed.", s.buffered_rows);
-    put("osprey_store_segment_files", "gauge", "Live Parquet segment files.", s.segment_files);
-    put("osprey_store_segment_spans", "gauge", "Spans in Parquet segments.", s.segment_rows);
-    put("osprey_store_segment_bytes", "gauge", "Bytes of Parquet segments on disk.", s.segment_bytes);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    put(
+        "osprey_receiver_requests_total",
+        "counter",
+        "OTLP trace requests received.",
+        i.requests.load(Ordering::Relaxed),
+    );
+    put(
+        "osprey_receiver_accepted_spans_total",
+        "counter",
+        "Spans acknowledged to clients.",
+        i.spans_accepted.load(Ordering::Relaxed),
+    );
+    put(
+        "osprey_receiver_rejected_spans_total",
+        "counter",
+        "Spans rejected as invalid (partial success).",
+        i.spans_rejected.load(Ordering::Relaxed),
+    );
+    put(
+        "osprey_receiver_refused_requests_total",
+        "counter",
+        "Requests refused with a retryable error.",
+        i.requests_refused.load(Ordering::Relaxed),
+    );
+    put(
+        "osprey_store_appended_spans_total",
+        "counter",
+        "Spans written to the WAL.",
+        s.spans_appended,
+    );
+    put(
+        "osprey_store_wal_bytes_total",
+        "counter",
+        "Bytes written to the WAL.",
+        s.wal_bytes,
+    );
+    put(
+        "osprey_store_wal_group_commits_total",
+        "counter",
+        "WAL group commits.",
+        s.wal_groups,
+    );
+    put(
+        "osprey_store_flushes_total",
+        "counter",
+        "Buffer flushes to Parquet.",
+        s.flushes,
+    );
+    put(
+        "osprey_store_compactions_total",
+        "counter",
+        "Segment compactions.",
+        s.compactions,
+    );
+    put(
+        "osprey_store_overload_refusals_total",
+        "counter",
+        "Appends refused because the buffer was full.",
+        s.overload_refusals,
+    );
+    put(
+        "osprey_store_expired_segments_total",
+        "counter",
+        "Segments dropped by retention.",
+        s.expired_segments,
+    );
+    put(
+        "osprey_store_buffered_bytes",
+        "gauge",
+        "Arrow bytes waiting to be flushed.",
+        s.buffered_bytes,
+    );
+    put(
+        "osprey_store_buffered_spans",
+        "gauge",
+        "Spans waiting to be flushed.",
+        s.buffered_rows,
+    );
+    put(
+        "osprey_store_segment_files",
+        "gauge",
+        "Live Parquet segment files.",
+        s.segment_files,
+    );
+    put(
+        "osprey_store_segment_spans",
+        "gauge",
+        "Spans in Parquet segments.",
+        s.segment_rows,
+    );
+    put(
+        "osprey_store_segment_bytes",
+        "gauge",
+        "Bytes of Parquet segments on disk.",
+        s.segment_bytes,
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
 }
 
 fn shutdown_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
@@ -252,7 +371,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .await?
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let background = store.spawn_background();
-    let ingest = TraceIngest::new(Arc::new(StoreExporter::new(store.clone())), settings.otlp.clone());
+    let ingest = TraceIngest::new(
+        Arc::new(StoreExporter::new(store.clone())),
+        settings.otlp.clone(),
+    );
     let engine = QueryEngine::new(store.clone(), settings.query.clone())?;
 
     let otlp_grpc = bind("otlp-grpc-addr", settings.otlp_grpc).await?;
@@ -263,25 +385,50 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut say = vec![format!("osprey up: data in {}", data_dir.display())];
-    for (name, l) in [("OTLP gRPC", otlp_grpc), ("OTLP gRPC (Promscale port)", grpc)] {
+    for (name, l) in [
+        ("OTLP gRPC", otlp_grpc),
+        ("OTLP gRPC (Promscale port)", grpc),
+    ] {
         if let Some(l) = l {
             say.push(format!("  {name:<28} {}", l.local_addr()?));
             let fut = otlp::grpc::serve_listener(l, ingest.clone(), shutdown_signal(&stop_rx));
-            tasks.push(tokio::spawn(async move { fut.await.map_err(anyhow::Error::from) }));
+            tasks.push(tokio::spawn(async move {
+                fut.await.map_err(anyhow::Error::from)
+            }));
         }
     }
     if let Some(l) = otlp_http {
-        say.push(format!("  {:<28} http://{}/v1/traces", "OTLP HTTP", l.local_addr()?));
+        say.push(format!(
+            "  {:<28} http://{}/v1/traces",
+            "OTLP HTTP",
+            l.local_addr()?
+        ));
         let app = otlp::http::router(ingest.clone());
         let stop = shutdown_signal(&stop_rx);
-        tasks.push(tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await.map_err(anyhow::Error::from) }));
+        tasks.push(tokio::spawn(async move {
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(anyhow::Error::from)
+        }));
     }
     if let Some(l) = http {
         let a = l.local_addr()?;
-        say.push(format!("  {:<28} http://{a}/api/sql  (health /healthz, metrics /metrics)", "SQL / query API"));
-        let app = osprey_query::http::router(engine.clone()).merge(ops_router(Ops { store: store.clone(), ingest: ingest.clone() }));
+        say.push(format!(
+            "  {:<28} http://{a}/api/sql  (health /healthz, metrics /metrics)",
+            "SQL / query API"
+        ));
+        let app = osprey_query::http::router(engine.clone()).merge(ops_router(Ops {
+            store: store.clone(),
+            ingest: ingest.clone(),
+        }));
         let stop = shutdown_signal(&stop_rx);
-        tasks.push(tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await.map_err(anyhow::Error::from) }));
+        tasks.push(tokio::spawn(async move {
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(anyhow::Error::from)
+        }));
     }
     for (name, addr) in &settings.not_yet {
         if addr.is_some() {
@@ -310,7 +457,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     background.abort();
     let s = store.clone();
-    tokio::task::spawn_blocking(move || s.close()).await?.context("flushing the store on shutdown")?;
+    tokio::task::spawn_blocking(move || s.close())
+        .await?
+        .context("flushing the store on shutdown")?;
     drop(engine);
     tracing::info!("stopped");
     Ok(())

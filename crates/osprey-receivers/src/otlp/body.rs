@@ -19,7 +19,12 @@ pub enum Encoding {
 impl Encoding {
     /// From a `Content-Type` header value (parameters such as `charset` are ignored).
     pub fn from_content_type(ct: &str) -> Option<Encoding> {
-        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
             "application/json" => Some(Encoding::Json),
@@ -39,11 +44,17 @@ impl Encoding {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     #[error("request body is larger than the limit of {limit} bytes{}", if *.after_decompression { " after decompression" } else { "" })]
-    TooLarge { limit: usize, after_decompression: bool },
+    TooLarge {
+        limit: usize,
+        after_decompression: bool,
+    },
     #[error("unsupported Content-Encoding `{0}`; use gzip, deflate or none")]
     UnsupportedEncoding(String),
     #[error("request body is not valid {encoding}: {reason}")]
-    Corrupt { encoding: &'static str, reason: String },
+    Corrupt {
+        encoding: &'static str,
+        reason: String,
+    },
 }
 
 impl From<BodyError> for IngestError {
@@ -56,17 +67,34 @@ impl From<BodyError> for IngestError {
 }
 
 /// Decompresses `body` per its `Content-Encoding`, refusing output over `limit` bytes.
-pub fn decompress(content_encoding: Option<&str>, body: Bytes, limit: usize) -> Result<Bytes, BodyError> {
-    let enc = content_encoding.map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default();
+pub fn decompress(
+    content_encoding: Option<&str>,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
+    let enc = content_encoding
+        .map(|s| s.trim().to_ascii_lowercase())
+        .unwrap_or_default();
     match enc.as_str() {
         "" | "identity" => {
             if body.len() > limit {
-                return Err(BodyError::TooLarge { limit, after_decompression: false });
+                return Err(BodyError::TooLarge {
+                    limit,
+                    after_decompression: false,
+                });
             }
             Ok(body)
         }
-        "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(body.as_ref()), limit, "gzip"),
-        "deflate" => inflate(flate2::read::ZlibDecoder::new(body.as_ref()), limit, "deflate"),
+        "gzip" | "x-gzip" => inflate(
+            flate2::read::MultiGzDecoder::new(body.as_ref()),
+            limit,
+            "gzip",
+        ),
+        "deflate" => inflate(
+            flate2::read::ZlibDecoder::new(body.as_ref()),
+            limit,
+            "deflate",
+        ),
         other => Err(BodyError::UnsupportedEncoding(other.to_string())),
     }
 }
@@ -77,9 +105,15 @@ fn inflate(reader: impl Read, limit: usize, encoding: &'static str) -> Result<By
     reader
         .take(cap)
         .read_to_end(&mut out)
-        .map_err(|e| BodyError::Corrupt { encoding, reason: e.to_string() })?;
+        .map_err(|e| BodyError::Corrupt {
+            encoding,
+            reason: e.to_string(),
+        })?;
     if out.len() > limit {
-        return Err(BodyError::TooLarge { limit, after_decompression: true });
+        return Err(BodyError::TooLarge {
+            limit,
+            after_decompression: true,
+        });
     }
     Ok(Bytes::from(out))
 }
@@ -115,16 +149,34 @@ mod tests {
         let bomb = gzip(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 1 << 20);
         let err = decompress(Some("gzip"), bomb, 1 << 20);
-        assert_eq!(err, Err(BodyError::TooLarge { limit: 1 << 20, after_decompression: true }));
+        assert_eq!(
+            err,
+            Err(BodyError::TooLarge {
+                limit: 1 << 20,
+                after_decompression: true
+            })
+        );
     }
 
     #[test]
     fn gzip_round_trip_and_limits() {
         let body = gzip(b"hello");
-        assert_eq!(decompress(Some("GZIP"), body, 5).ok(), Some(Bytes::from_static(b"hello")));
-        assert!(matches!(decompress(None, Bytes::from_static(b"123456"), 5), Err(BodyError::TooLarge { .. })));
-        assert!(matches!(decompress(Some("br"), Bytes::new(), 5), Err(BodyError::UnsupportedEncoding(_))));
-        assert!(matches!(decompress(Some("gzip"), Bytes::from_static(b"not gzip"), 5), Err(BodyError::Corrupt { .. })));
+        assert_eq!(
+            decompress(Some("GZIP"), body, 5).ok(),
+            Some(Bytes::from_static(b"hello"))
+        );
+        assert!(matches!(
+            decompress(None, Bytes::from_static(b"123456"), 5),
+            Err(BodyError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decompress(Some("br"), Bytes::new(), 5),
+            Err(BodyError::UnsupportedEncoding(_))
+        ));
+        assert!(matches!(
+            decompress(Some("gzip"), Bytes::from_static(b"not gzip"), 5),
+            Err(BodyError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -143,28 +195,47 @@ mod tests {
         let req = decode(Encoding::Json, json);
         let req = req.unwrap_or_default();
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(hex::encode(&span.trace_id), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(
+            hex::encode(&span.trace_id),
+            "5b8efff798038103d269b633813fc60c"
+        );
         assert_eq!(span.kind, 2);
         assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
         assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
         assert_eq!(span.attributes.len(), 6);
         assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
-        let rendered: Vec<String> = span.attributes.iter().map(|kv| osprey_model::anyvalue::render(kv.value.as_ref())).collect();
-        assert_eq!(rendered, vec!["42", "1.5", "true", r#"["x"]"#, r#"{"n":7}"#, r#""aGk=""#]);
+        let rendered: Vec<String> = span
+            .attributes
+            .iter()
+            .map(|kv| osprey_model::anyvalue::render(kv.value.as_ref()))
+            .collect();
+        assert_eq!(
+            rendered,
+            vec!["42", "1.5", "true", r#"["x"]"#, r#"{"n":7}"#, r#""aGk=""#]
+        );
     }
 
     #[test]
     fn bad_bodies_name_the_problem() {
-        let e = decode(Encoding::Json, b"{\"resourceSpans\": [").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = decode(Encoding::Json, b"{\"resourceSpans\": [")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("OTLP/JSON") && e.contains("EOF"), "{e}");
-        let e = decode(Encoding::Protobuf, &[0x0a, 0xff, 0xff]).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = decode(Encoding::Protobuf, &[0x0a, 0xff, 0xff])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("protobuf"), "{e}");
         // A span name (field 5 of Span) holding invalid UTF-8.
         let span = [0x2a, 0x02, 0xc3, 0x28];
         let scope = [&[0x12, span.len() as u8][..], &span].concat();
         let rs = [&[0x12, scope.len() as u8][..], &scope].concat();
         let req = [&[0x0a, rs.len() as u8][..], &rs].concat();
-        let e = decode(Encoding::Protobuf, &req).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = decode(Encoding::Protobuf, &req)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("UTF-8"), "{e}");
     }
 }

@@ -6,11 +6,21 @@
 //! RetryInfo when the store is overloaded.
 
 use super::{IngestError, TraceIngest};
-use osprey_model::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use osprey_model::otlp::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use osprey_model::otlp::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use osprey_model::otlp::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use osprey_model::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use osprey_model::otlp::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use osprey_model::otlp::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use osprey_model::otlp::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use osprey_model::otlp::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use osprey_model::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use osprey_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
 use osprey_model::TraceRequest;
 use std::future::Future;
@@ -28,9 +38,11 @@ pub fn to_status(err: &IngestError) -> Status {
     match err {
         IngestError::BadRequest(_) => Status::invalid_argument(msg),
         IngestError::TooLarge(_) => Status::resource_exhausted(msg),
-        IngestError::Overloaded { retry_after, .. } => {
-            Status::with_error_details(Code::Unavailable, msg, ErrorDetails::with_retry_info(Some(*retry_after)))
-        }
+        IngestError::Overloaded { retry_after, .. } => Status::with_error_details(
+            Code::Unavailable,
+            msg,
+            ErrorDetails::with_retry_info(Some(*retry_after)),
+        ),
         IngestError::Unavailable(_) => Status::unavailable(msg),
         IngestError::Internal(_) => Status::internal(msg),
     }
@@ -38,7 +50,10 @@ pub fn to_status(err: &IngestError) -> Status {
 
 #[tonic::async_trait]
 impl TraceService for Traces {
-    async fn export(&self, request: Request<TraceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<TraceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         match self.0.export(request.into_inner(), None).await {
             Ok(outcome) => Ok(Response::new(outcome.into_response())),
             Err(e) => Err(to_status(&e)),
@@ -50,20 +65,32 @@ struct NotYet;
 
 #[tonic::async_trait]
 impl MetricsService for NotYet {
-    async fn export(&self, _: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        Err(Status::unimplemented("OTLP metrics are not supported yet by osprey; only traces are stored"))
+    async fn export(
+        &self,
+        _: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        Err(Status::unimplemented(
+            "OTLP metrics are not supported yet by osprey; only traces are stored",
+        ))
     }
 }
 
 #[tonic::async_trait]
 impl LogsService for NotYet {
-    async fn export(&self, _: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        Err(Status::unimplemented("OTLP logs are not supported yet by osprey; only traces are stored"))
+    async fn export(
+        &self,
+        _: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        Err(Status::unimplemented(
+            "OTLP logs are not supported yet by osprey; only traces are stored",
+        ))
     }
 }
 
 /// A tonic router with the three OTLP services, size limits and gzip.
-pub fn router(ingest: TraceIngest) -> Router<tower::layer::util::Stack<OversizeLayer, tower::layer::util::Identity>> {
+pub fn router(
+    ingest: TraceIngest,
+) -> Router<tower::layer::util::Stack<OversizeLayer, tower::layer::util::Identity>> {
     let limit = ingest.config().max_request_bytes;
     let traces = TraceServiceServer::new(Traces(ingest))
         .accept_compressed(CompressionEncoding::Gzip)
@@ -77,7 +104,11 @@ pub fn router(ingest: TraceIngest) -> Router<tower::layer::util::Stack<OversizeL
 }
 
 /// Serves the OTLP gRPC services on `addr` until `shutdown` resolves.
-pub async fn serve(addr: SocketAddr, ingest: TraceIngest, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+pub async fn serve(
+    addr: SocketAddr,
+    ingest: TraceIngest,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     router(ingest).serve_with_shutdown(addr, shutdown).await
 }
 
@@ -88,7 +119,9 @@ pub async fn serve_listener(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    router(ingest).serve_with_incoming_shutdown(incoming, shutdown).await
+    router(ingest)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
 }
 
 /// tonic refuses an oversized message with OUT_OF_RANGE, which OTLP clients retry forever.
@@ -115,7 +148,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
@@ -132,11 +166,16 @@ where
 }
 
 fn rewrite_oversize(headers: &mut http::HeaderMap) {
-    let out_of_range = headers.get("grpc-status").map(|v| v.as_bytes() == b"11").unwrap_or(false);
+    let out_of_range = headers
+        .get("grpc-status")
+        .map(|v| v.as_bytes() == b"11")
+        .unwrap_or(false);
     let too_large = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"))
+        .map(|m| {
+            m.contains("message%20length%20too%20large") || m.contains("message length too large")
+        })
         .unwrap_or(false);
     if out_of_range && too_large {
         headers.insert("grpc-status", http::HeaderValue::from_static("8"));
@@ -151,7 +190,10 @@ mod tests {
     fn only_the_size_refusal_is_rewritten() {
         let mut h = http::HeaderMap::new();
         h.insert("grpc-status", http::HeaderValue::from_static("11"));
-        h.insert("grpc-message", http::HeaderValue::from_static("Error,%20decoded%20message%20length%20too%20large"));
+        h.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("Error,%20decoded%20message%20length%20too%20large"),
+        );
         rewrite_oversize(&mut h);
         assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
         let mut h = http::HeaderMap::new();
@@ -163,11 +205,23 @@ mod tests {
 
     #[test]
     fn overload_carries_retry_info() {
-        let st = to_status(&IngestError::Overloaded { retry_after: std::time::Duration::from_secs(2), reason: "full".into() });
+        let st = to_status(&IngestError::Overloaded {
+            retry_after: std::time::Duration::from_secs(2),
+            reason: "full".into(),
+        });
         assert_eq!(st.code(), Code::Unavailable);
         let details = st.get_error_details();
-        assert_eq!(details.retry_info().and_then(|r| r.retry_delay), Some(std::time::Duration::from_secs(2)));
-        assert_eq!(to_status(&IngestError::TooLarge("x".into())).code(), Code::ResourceExhausted);
-        assert_eq!(to_status(&IngestError::BadRequest("x".into())).code(), Code::InvalidArgument);
+        assert_eq!(
+            details.retry_info().and_then(|r| r.retry_delay),
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            to_status(&IngestError::TooLarge("x".into())).code(),
+            Code::ResourceExhausted
+        );
+        assert_eq!(
+            to_status(&IngestError::BadRequest("x".into())).code(),
+            Code::InvalidArgument
+        );
     }
 }

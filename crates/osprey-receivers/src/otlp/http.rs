@@ -20,8 +20,14 @@ use prost::Message;
 pub fn router(ingest: TraceIngest) -> Router {
     Router::new()
         .route("/v1/traces", post(export_traces))
-        .route("/v1/metrics", post(|h: HeaderMap| async move { not_supported(&h, "metrics") }))
-        .route("/v1/logs", post(|h: HeaderMap| async move { not_supported(&h, "logs") }))
+        .route(
+            "/v1/metrics",
+            post(|h: HeaderMap| async move { not_supported(&h, "metrics") }),
+        )
+        .route(
+            "/v1/logs",
+            post(|h: HeaderMap| async move { not_supported(&h, "logs") }),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)
 }
@@ -46,37 +52,72 @@ fn response_encoding(headers: &HeaderMap) -> Encoding {
 /// An error response with a `google.rpc.Status` body in `enc`.
 fn status_response(enc: Encoding, http: StatusCode, grpc_code: i32, message: &str) -> Response {
     let body = match enc {
-        Encoding::Protobuf => tonic_types::Status { code: grpc_code, message: message.to_string(), details: vec![] }.encode_to_vec(),
-        Encoding::Json => serde_json::json!({ "code": grpc_code, "message": message }).to_string().into_bytes(),
+        Encoding::Protobuf => tonic_types::Status {
+            code: grpc_code,
+            message: message.to_string(),
+            details: vec![],
+        }
+        .encode_to_vec(),
+        Encoding::Json => serde_json::json!({ "code": grpc_code, "message": message })
+            .to_string()
+            .into_bytes(),
     };
     (http, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
 }
 
 fn not_supported(headers: &HeaderMap, signal: &str) -> Response {
-    let msg = format!("OTLP {signal} are not supported yet by osprey; only traces (POST /v1/traces) are stored");
-    status_response(response_encoding(headers), StatusCode::NOT_IMPLEMENTED, code::UNIMPLEMENTED, &msg)
+    let msg = format!(
+        "OTLP {signal} are not supported yet by osprey; only traces (POST /v1/traces) are stored"
+    );
+    status_response(
+        response_encoding(headers),
+        StatusCode::NOT_IMPLEMENTED,
+        code::UNIMPLEMENTED,
+        &msg,
+    )
 }
 
 fn error_response(enc: Encoding, err: &IngestError) -> Response {
     let msg = err.to_string();
     match err {
-        IngestError::BadRequest(_) => status_response(enc, StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, &msg),
-        IngestError::TooLarge(_) => status_response(enc, StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED, &msg),
+        IngestError::BadRequest(_) => {
+            status_response(enc, StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, &msg)
+        }
+        IngestError::TooLarge(_) => status_response(
+            enc,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            &msg,
+        ),
         IngestError::Overloaded { retry_after, .. } => {
-            let mut r = status_response(enc, StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, &msg);
+            let mut r = status_response(
+                enc,
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UNAVAILABLE,
+                &msg,
+            );
             let secs = retry_after.as_secs().max(1).to_string();
             if let Ok(v) = HeaderValue::from_str(&secs) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             r
         }
-        IngestError::Unavailable(_) => status_response(enc, StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, &msg),
-        IngestError::Internal(_) => status_response(enc, StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, &msg),
+        IngestError::Unavailable(_) => status_response(
+            enc,
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::UNAVAILABLE,
+            &msg,
+        ),
+        IngestError::Internal(_) => {
+            status_response(enc, StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, &msg)
+        }
     }
 }
 
 /// The JSON form of an `ExportTraceServiceResponse` (proto3 JSON: int64 as a string).
-fn json_response(resp: &osprey_model::otlp::collector::trace::v1::ExportTraceServiceResponse) -> Vec<u8> {
+fn json_response(
+    resp: &osprey_model::otlp::collector::trace::v1::ExportTraceServiceResponse,
+) -> Vec<u8> {
     let v = match &resp.partial_success {
         Some(ps) => serde_json::json!({
             "partialSuccess": { "rejectedSpans": ps.rejected_spans.to_string(), "errorMessage": ps.error_message }
@@ -86,25 +127,42 @@ fn json_response(resp: &osprey_model::otlp::collector::trace::v1::ExportTraceSer
     v.to_string().into_bytes()
 }
 
-async fn export_traces(State(ingest): State<TraceIngest>, headers: HeaderMap, body: Body) -> Response {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+async fn export_traces(
+    State(ingest): State<TraceIngest>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let Some(enc) = Encoding::from_content_type(content_type) else {
         let msg = format!("unsupported Content-Type `{content_type}`; use application/x-protobuf or application/json");
-        return status_response(Encoding::Protobuf, StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT, &msg);
+        return status_response(
+            Encoding::Protobuf,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_ARGUMENT,
+            &msg,
+        );
     };
     let limit = ingest.config().max_request_bytes;
     let raw = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
             let err = if e.is::<http_body_util::LengthLimitError>() {
-                IngestError::TooLarge(format!("request body is larger than the limit of {limit} bytes"))
+                IngestError::TooLarge(format!(
+                    "request body is larger than the limit of {limit} bytes"
+                ))
             } else {
                 IngestError::BadRequest(format!("could not read the request body: {e}"))
             };
             return error_response(enc, &err);
         }
     };
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Decompressing and decoding are CPU work: keep them off the async workers.
     let decoded = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
         let plain = body::decompress(encoding.as_deref(), raw, limit)?;
@@ -115,7 +173,12 @@ async fn export_traces(State(ingest): State<TraceIngest>, headers: HeaderMap, bo
     let (req, encoded) = match decoded {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return error_response(enc, &e),
-        Err(e) => return error_response(enc, &IngestError::Internal(format!("decoder task failed: {e}"))),
+        Err(e) => {
+            return error_response(
+                enc,
+                &IngestError::Internal(format!("decoder task failed: {e}")),
+            )
+        }
     };
     match ingest.export(req, encoded).await {
         Ok(outcome) => {
@@ -124,7 +187,12 @@ async fn export_traces(State(ingest): State<TraceIngest>, headers: HeaderMap, bo
                 Encoding::Protobuf => resp.encode_to_vec(),
                 Encoding::Json => json_response(&resp),
             };
-            (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, enc.content_type())],
+                body,
+            )
+                .into_response()
         }
         Err(e) => error_response(enc, &e),
     }
@@ -143,11 +211,19 @@ mod tests {
     use tower::ServiceExt;
 
     async fn call(app: Router, ct: &str, body: Vec<u8>) -> (StatusCode, HeaderMap, Vec<u8>) {
-        let req = Request::post("/v1/traces").header("content-type", ct).body(Body::from(body));
-        let Ok(req) = req else { return (StatusCode::IM_A_TEAPOT, HeaderMap::new(), vec![]) };
+        let req = Request::post("/v1/traces")
+            .header("content-type", ct)
+            .body(Body::from(body));
+        let Ok(req) = req else {
+            return (StatusCode::IM_A_TEAPOT, HeaderMap::new(), vec![]);
+        };
         let Ok(resp) = app.oneshot(req).await;
         let (parts, body) = resp.into_parts();
-        let bytes = body.collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default();
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes().to_vec())
+            .unwrap_or_default();
         (parts.status, parts.headers, bytes)
     }
 
@@ -157,20 +233,36 @@ mod tests {
         let app = router(TraceIngest::new(rec.clone(), OtlpConfig::default()));
         let mut bad = span(1, 2);
         bad.span_id = vec![1, 2, 3];
-        let (status, _, body) = call(app, "application/x-protobuf", request(vec![span(1, 1), bad]).encode_to_vec()).await;
+        let (status, _, body) = call(
+            app,
+            "application/x-protobuf",
+            request(vec![span(1, 1), bad]).encode_to_vec(),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let resp = ExportTraceServiceResponse::decode(body.as_slice()).unwrap_or_default();
         let ps = resp.partial_success.unwrap_or_default();
         assert_eq!(ps.rejected_spans, 1);
-        assert!(ps.error_message.contains("span_id must be 8 bytes, got 3"), "{}", ps.error_message);
+        assert!(
+            ps.error_message.contains("span_id must be 8 bytes, got 3"),
+            "{}",
+            ps.error_message
+        );
         // The original bytes travel with the batch for the WAL.
-        assert!(rec.got.lock().map(|g| g[0].encoded.is_some()).unwrap_or(false));
+        assert!(rec
+            .got
+            .lock()
+            .map(|g| g[0].encoded.is_some())
+            .unwrap_or(false));
     }
 
     #[tokio::test]
     async fn errors_use_the_right_statuses() {
         let rec = Arc::new(Recorder::default());
-        let cfg = OtlpConfig { max_request_bytes: 64, ..OtlpConfig::default() };
+        let cfg = OtlpConfig {
+            max_request_bytes: 64,
+            ..OtlpConfig::default()
+        };
         let app = router(TraceIngest::new(rec.clone(), cfg));
         let (s, _, b) = call(app.clone(), "application/json", b"{oops".to_vec()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -184,21 +276,42 @@ mod tests {
         let st = tonic_types::Status::decode(b.as_slice()).unwrap_or_default();
         assert!(st.message.contains("limit of 64 bytes"), "{}", st.message);
         if let Ok(mut r) = rec.refuse.lock() {
-            *r = Some(ConsumeError::Overloaded { retry_after: Duration::from_secs(3), reason: "full".into() });
+            *r = Some(ConsumeError::Overloaded {
+                retry_after: Duration::from_secs(3),
+                reason: "full".into(),
+            });
         }
-        let (s, h, _) = call(app, "application/x-protobuf", request(vec![span(1, 1)]).encode_to_vec()).await;
+        let (s, h, _) = call(
+            app,
+            "application/x-protobuf",
+            request(vec![span(1, 1)]).encode_to_vec(),
+        )
+        .await;
         assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(h.get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+        assert_eq!(
+            h.get("retry-after").and_then(|v| v.to_str().ok()),
+            Some("3")
+        );
     }
 
     #[tokio::test]
     async fn metrics_are_not_supported_yet() {
-        let app = router(TraceIngest::new(Arc::new(Recorder::default()), OtlpConfig::default()));
-        let req = Request::post("/v1/metrics").header("content-type", "application/json").body(Body::from("{}"));
+        let app = router(TraceIngest::new(
+            Arc::new(Recorder::default()),
+            OtlpConfig::default(),
+        ));
+        let req = Request::post("/v1/metrics")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"));
         let Ok(req) = req else { return };
         let Ok(resp) = app.oneshot(req).await;
         assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
-        let b = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let b = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         assert!(String::from_utf8_lossy(&b).contains("not supported yet"));
     }
 }

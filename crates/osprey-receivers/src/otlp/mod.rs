@@ -9,7 +9,9 @@ pub mod grpc;
 pub mod http;
 
 use bytes::Bytes;
-use osprey_model::otlp::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use osprey_model::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use osprey_model::{sanitize_request, Limits, TraceRequest};
 use osprey_pipeline::{ConsumeError, SharedConsumer, TraceBatch};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +29,10 @@ pub struct OtlpConfig {
 
 impl Default for OtlpConfig {
     fn default() -> Self {
-        OtlpConfig { max_request_bytes: 16 << 20, limits: Limits::default() }
+        OtlpConfig {
+            max_request_bytes: 16 << 20,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -42,7 +47,10 @@ pub enum IngestError {
     TooLarge(String),
     /// Temporarily over capacity: retry after the delay.
     #[error("{reason}")]
-    Overloaded { retry_after: Duration, reason: String },
+    Overloaded {
+        retry_after: Duration,
+        reason: String,
+    },
     /// A failure that may pass: retryable.
     #[error("{0}")]
     Unavailable(String),
@@ -90,7 +98,11 @@ pub struct TraceIngest {
 
 impl TraceIngest {
     pub fn new(consumer: SharedConsumer, config: OtlpConfig) -> Self {
-        TraceIngest { consumer, config: Arc::new(config), stats: Arc::new(IngestStats::default()) }
+        TraceIngest {
+            consumer,
+            config: Arc::new(config),
+            stats: Arc::new(IngestStats::default()),
+        }
     }
 
     pub fn config(&self) -> &OtlpConfig {
@@ -104,25 +116,43 @@ impl TraceIngest {
     /// Sanitizes `request` and hands it on. `encoded` is the request's protobuf encoding when
     /// the caller has it: sanitizing is deterministic, so the store may keep the original bytes
     /// and re-sanitize on replay.
-    pub async fn export(&self, mut request: TraceRequest, encoded: Option<Bytes>) -> Result<ExportOutcome, IngestError> {
+    pub async fn export(
+        &self,
+        mut request: TraceRequest,
+        encoded: Option<Bytes>,
+    ) -> Result<ExportOutcome, IngestError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let report = sanitize_request(&mut request, &self.config.limits);
-        self.stats.spans_rejected.fetch_add(report.rejected, Ordering::Relaxed);
-        let outcome = ExportOutcome { accepted: report.accepted, rejected: report.rejected, message: report.message() };
+        self.stats
+            .spans_rejected
+            .fetch_add(report.rejected, Ordering::Relaxed);
+        let outcome = ExportOutcome {
+            accepted: report.accepted,
+            rejected: report.rejected,
+            message: report.message(),
+        };
         if report.accepted == 0 {
             return Ok(outcome);
         }
         let batch = TraceBatch { request, encoded };
         match self.consumer.consume_traces(batch).await {
             Ok(()) => {
-                self.stats.spans_accepted.fetch_add(report.accepted, Ordering::Relaxed);
+                self.stats
+                    .spans_accepted
+                    .fetch_add(report.accepted, Ordering::Relaxed);
                 Ok(outcome)
             }
             Err(e) => {
                 self.stats.requests_refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, spans = report.accepted, "trace export refused");
                 Err(match e {
-                    ConsumeError::Overloaded { retry_after, reason } => IngestError::Overloaded { retry_after, reason },
+                    ConsumeError::Overloaded {
+                        retry_after,
+                        reason,
+                    } => IngestError::Overloaded {
+                        retry_after,
+                        reason,
+                    },
                     ConsumeError::Unavailable(m) => IngestError::Unavailable(m),
                     ConsumeError::Permanent(m) => IngestError::Internal(m),
                 })
@@ -147,10 +177,18 @@ pub(crate) mod testutil {
     #[async_trait::async_trait]
     impl osprey_pipeline::TraceConsumer for Recorder {
         async fn consume_traces(&self, batch: TraceBatch) -> Result<(), ConsumeError> {
-            if let Some(e) = self.refuse.lock().map_err(|_| ConsumeError::Unavailable("poisoned".into()))?.clone() {
+            if let Some(e) = self
+                .refuse
+                .lock()
+                .map_err(|_| ConsumeError::Unavailable("poisoned".into()))?
+                .clone()
+            {
                 return Err(e);
             }
-            self.got.lock().map_err(|_| ConsumeError::Unavailable("poisoned".into()))?.push(batch);
+            self.got
+                .lock()
+                .map_err(|_| ConsumeError::Unavailable("poisoned".into()))?
+                .push(batch);
             Ok(())
         }
     }
@@ -169,7 +207,10 @@ pub(crate) mod testutil {
     pub fn request(spans: Vec<Span>) -> TraceRequest {
         TraceRequest {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         }
@@ -193,7 +234,11 @@ mod tests {
         let resp = out.into_response();
         let ps = resp.partial_success.unwrap_or_default();
         assert_eq!(ps.rejected_spans, 1);
-        assert!(ps.error_message.contains("trace_id must be 16 bytes"), "{}", ps.error_message);
+        assert!(
+            ps.error_message.contains("trace_id must be 16 bytes"),
+            "{}",
+            ps.error_message
+        );
         assert_eq!(rec.got.lock().map(|g| g.len()).unwrap_or(0), 1);
     }
 
@@ -201,7 +246,10 @@ mod tests {
     async fn clean_request_has_no_partial_success() {
         let rec = Arc::new(Recorder::default());
         let ingest = TraceIngest::new(rec, OtlpConfig::default());
-        let out = ingest.export(request(vec![span(1, 1)]), None).await.unwrap_or_default();
+        let out = ingest
+            .export(request(vec![span(1, 1)]), None)
+            .await
+            .unwrap_or_default();
         assert_eq!(out.into_response().partial_success, None);
     }
 
@@ -209,10 +257,15 @@ mod tests {
     async fn overload_is_passed_back() {
         let rec = Arc::new(Recorder::default());
         if let Ok(mut r) = rec.refuse.lock() {
-            *r = Some(ConsumeError::Overloaded { retry_after: Duration::from_secs(2), reason: "full".into() });
+            *r = Some(ConsumeError::Overloaded {
+                retry_after: Duration::from_secs(2),
+                reason: "full".into(),
+            });
         }
         let ingest = TraceIngest::new(rec, OtlpConfig::default());
         let err = ingest.export(request(vec![span(1, 1)]), None).await;
-        assert!(matches!(err, Err(IngestError::Overloaded { retry_after, .. }) if retry_after == Duration::from_secs(2)));
+        assert!(
+            matches!(err, Err(IngestError::Overloaded { retry_after, .. }) if retry_after == Duration::from_secs(2))
+        );
     }
 }
