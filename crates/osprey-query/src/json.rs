@@ -73,7 +73,8 @@ fn list(values: ArrayRef) -> Value {
 
 /// The JSON value of row `i` of `a`.
 pub fn value_at(a: &ArrayRef, i: usize) -> Value {
-    if a.is_null(i) {
+    // A NullArray (the type of a bare `null`) has no validity buffer: is_null says false.
+    if a.data_type() == &DataType::Null || a.is_null(i) {
         return Value::Null;
     }
     match a.data_type() {

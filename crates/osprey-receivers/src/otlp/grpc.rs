@@ -124,9 +124,10 @@ pub async fn serve_listener(
         .await
 }
 
-/// tonic refuses an oversized message with OUT_OF_RANGE, which OTLP clients retry forever.
-/// The OTLP spec asks for RESOURCE_EXHAUSTED without RetryInfo (not retryable): this layer
-/// rewrites that one answer. tonic sends it as a trailers-only response, so the status is in
+/// tonic refuses an oversized message with OUT_OF_RANGE, which OTLP clients retry forever,
+/// and a message it cannot decode with INTERNAL. The OTLP spec asks for RESOURCE_EXHAUSTED
+/// without RetryInfo and INVALID_ARGUMENT (neither retried): this layer rewrites those two
+/// answers. tonic sends it as a trailers-only response, so the status is in
 /// the headers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OversizeLayer;
@@ -166,19 +167,25 @@ where
 }
 
 fn rewrite_oversize(headers: &mut http::HeaderMap) {
-    let out_of_range = headers
-        .get("grpc-status")
-        .map(|v| v.as_bytes() == b"11")
-        .unwrap_or(false);
-    let too_large = headers
+    let status = headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
+    let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(|m| {
-            m.contains("message%20length%20too%20large") || m.contains("message length too large")
-        })
-        .unwrap_or(false);
-    if out_of_range && too_large {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        .unwrap_or("")
+        .replace("%20", " ");
+    match status.as_deref() {
+        // tonic's "decoded message length too large" is OUT_OF_RANGE: make it
+        // RESOURCE_EXHAUSTED without RetryInfo (not retryable).
+        Some(b"11") if message.contains("message length too large") => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        }
+        // A body that is not a valid ExportTraceServiceRequest (bad wire format, invalid
+        // UTF-8 in a string, nesting past prost's recursion limit) is the client's fault:
+        // tonic says INTERNAL, OTLP says INVALID_ARGUMENT (not retryable).
+        Some(b"13") if message.starts_with("failed to decode Protobuf message") => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+        }
+        _ => {}
     }
 }
 
@@ -201,6 +208,19 @@ mod tests {
         h.insert("grpc-message", http::HeaderValue::from_static("other"));
         rewrite_oversize(&mut h);
         assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"11"[..]));
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static("13"));
+        h.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("failed%20to%20decode%20Protobuf%20message:%20x"),
+        );
+        rewrite_oversize(&mut h);
+        assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"3"[..]));
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static("13"));
+        h.insert("grpc-message", http::HeaderValue::from_static("store%20failed"));
+        rewrite_oversize(&mut h);
+        assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"13"[..]));
     }
 
     #[test]
