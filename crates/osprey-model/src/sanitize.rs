@@ -233,6 +233,42 @@ pub fn sanitize_request(req: &mut TraceRequest, limits: &Limits) -> SanitizeRepo
     report
 }
 
+/// Removes the spans that start before `cutoff_ns` (ns since the epoch) and counts them as
+/// rejected: the store would delete them at its next retention pass, so acknowledging them
+/// would be a promise it cannot keep. Returns how many were removed.
+pub fn reject_older_than(
+    req: &mut TraceRequest,
+    cutoff_ns: u64,
+    report: &mut SanitizeReport,
+) -> u64 {
+    let mut removed = 0;
+    for rs in &mut req.resource_spans {
+        for ss in &mut rs.scope_spans {
+            ss.spans.retain(|span| {
+                if span.start_time_unix_nano >= cutoff_ns {
+                    return true;
+                }
+                removed += 1;
+                report.reject(format!(
+                    "span {} starts at {} ns, before the retention cutoff {} ns (older than the store keeps)",
+                    hex_id(&span.span_id),
+                    span.start_time_unix_nano,
+                    cutoff_ns
+                ));
+                false
+            });
+        }
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+    }
+    req.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    report.accepted = report.accepted.saturating_sub(removed);
+    removed
+}
+
+fn hex_id(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +358,26 @@ mod tests {
         assert_eq!(rep.rejected, 1);
         assert!(r.resource_spans.is_empty());
         assert!(rep.errors[0].contains("start_time_unix_nano is missing"));
+    }
+
+    #[test]
+    fn spans_older_than_the_cutoff_are_rejected() {
+        let mut old = span(vec![1; 16], vec![2; 8]);
+        old.start_time_unix_nano = 10;
+        let mut r = req(vec![span(vec![1; 16], vec![3; 8]), old]);
+        let mut rep = sanitize_request(&mut r, &Limits::default());
+        assert_eq!(rep.accepted, 2);
+        assert_eq!(reject_older_than(&mut r, 500, &mut rep), 1);
+        assert_eq!((rep.accepted, rep.rejected), (1, 1));
+        assert!(
+            rep.message()
+                .unwrap_or_default()
+                .contains("0202020202020202"),
+            "{:?}",
+            rep.message()
+        );
+        assert_eq!(r.resource_spans[0].scope_spans[0].spans.len(), 1);
+        assert_eq!(reject_older_than(&mut r, 5_000, &mut rep), 1);
+        assert!(r.resource_spans.is_empty());
     }
 }

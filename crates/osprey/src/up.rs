@@ -139,6 +139,10 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
             .unwrap_or_else(|| PathBuf::from("./osprey-data")),
     );
     store.retention = config::duration("retention", s.retention.as_deref(), store.retention)?;
+    anyhow::ensure!(
+        !store.retention.is_zero(),
+        "retention: must be longer than 0 (it is how long spans are kept; the default is 7d)"
+    );
     store.flush_interval = config::duration(
         "flush-interval",
         s.flush_interval.as_deref(),
@@ -158,7 +162,10 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
         store.max_buffer_bytes = b;
         store.flush_bytes = store.flush_bytes.min(b / 4).max(1);
     }
-    let mut otlp = OtlpConfig::default();
+    let mut otlp = OtlpConfig {
+        max_span_age: Some(store.retention),
+        ..OtlpConfig::default()
+    };
     if let Some(b) = s.max_request_bytes {
         anyhow::ensure!(
             b >= 1024,

@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"3"[..]));
         let mut h = http::HeaderMap::new();
         h.insert("grpc-status", http::HeaderValue::from_static("13"));
-        h.insert("grpc-message", http::HeaderValue::from_static("store%20failed"));
+        h.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("store%20failed"),
+        );
         rewrite_oversize(&mut h);
         assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"13"[..]));
     }

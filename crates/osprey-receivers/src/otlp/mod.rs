@@ -16,7 +16,7 @@ use osprey_model::{sanitize_request, Limits, TraceRequest};
 use osprey_pipeline::{ConsumeError, SharedConsumer, TraceBatch};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Receiver settings (shared by gRPC and HTTP).
 #[derive(Debug, Clone)]
@@ -25,6 +25,9 @@ pub struct OtlpConfig {
     pub max_request_bytes: usize,
     /// Per-span bounds (attributes, events, links).
     pub limits: Limits,
+    /// Spans that started longer ago than this are rejected (partial success) instead of
+    /// acknowledged: the store's retention would delete them at once. `None`: no bound.
+    pub max_span_age: Option<Duration>,
 }
 
 impl Default for OtlpConfig {
@@ -32,6 +35,7 @@ impl Default for OtlpConfig {
         OtlpConfig {
             max_request_bytes: 16 << 20,
             limits: Limits::default(),
+            max_span_age: None,
         }
     }
 }
@@ -122,7 +126,18 @@ impl TraceIngest {
         encoded: Option<Bytes>,
     ) -> Result<ExportOutcome, IngestError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let report = sanitize_request(&mut request, &self.config.limits);
+        let mut report = sanitize_request(&mut request, &self.config.limits);
+        let mut encoded = encoded;
+        if let Some(age) = self.config.max_span_age {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let cutoff = now.saturating_sub(age).as_nanos() as u64;
+            if osprey_model::reject_older_than(&mut request, cutoff, &mut report) > 0 {
+                // The original bytes still hold the removed spans; the store re-encodes.
+                encoded = None;
+            }
+        }
         self.stats
             .spans_rejected
             .fetch_add(report.rejected, Ordering::Relaxed);
