@@ -84,8 +84,15 @@ struct Inner {
     state: RwLock<State>,
     wal_tx: Mutex<Option<mpsc::Sender<WalJob>>>,
     wal_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// One flush, compaction or retention pass at a time.
-    maintenance: Mutex<()>,
+    /// One flush at a time.
+    flush_lock: Mutex<()>,
+    /// One compaction or retention pass at a time (they run beside flushes).
+    compact_lock: Mutex<()>,
+    /// Serialises manifest changes: each is a short clone-edit-save-publish of the current
+    /// manifest, so a flush and a compaction writing files at the same time both land.
+    manifest_lock: Mutex<()>,
+    /// The last segment id handed out (ids are taken before a file is written).
+    last_id: AtomicU64,
     counters: Counters,
     _lock: File,
 }
@@ -130,6 +137,7 @@ impl Store {
             .map(|m| SegmentFile::new(m.clone(), &dir))
             .collect();
         let flushed = manifest.flushed_seq;
+        let last_id = AtomicU64::new(manifest.next_id);
         let state = State {
             manifest,
             segments,
@@ -144,7 +152,10 @@ impl Store {
             state: RwLock::new(state),
             wal_tx: Mutex::new(None),
             wal_thread: Mutex::new(None),
-            maintenance: Mutex::new(()),
+            flush_lock: Mutex::new(()),
+            compact_lock: Mutex::new(()),
+            manifest_lock: Mutex::new(()),
+            last_id,
             counters: Counters::default(),
             _lock: lock,
         });
@@ -322,8 +333,8 @@ impl Store {
     /// Writes everything buffered to Parquet segments and advances the manifest. Blocking.
     /// Returns whether anything was written.
     pub fn flush(&self) -> Result<bool> {
-        let _guard = self.inner.maintenance.lock().map_err(|_| lock_poisoned())?;
-        let (batches, max_seq, mut manifest) = {
+        let _guard = self.inner.flush_lock.lock().map_err(|_| lock_poisoned())?;
+        let (batches, max_seq) = {
             let mut st = self.inner.state.write().map_err(|_| lock_poisoned())?;
             let moved = std::mem::take(&mut st.active);
             st.flushing_bytes += st.active_bytes;
@@ -334,14 +345,8 @@ impl Store {
                 return Ok(false);
             }
             let max_seq = st.flushing.iter().map(|b| b.seq).max().unwrap_or(0);
-            (
-                st.flushing
-                    .iter()
-                    .map(|b| b.batch.clone())
-                    .collect::<Vec<_>>(),
-                max_seq,
-                st.manifest.clone(),
-            )
+            let batches: Vec<RecordBatch> = st.flushing.iter().map(|b| b.batch.clone()).collect();
+            (batches, max_seq)
         };
         let mut by_partition: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         for b in &batches {
@@ -351,42 +356,92 @@ impl Store {
         }
         let mut written = Vec::new();
         for (p, parts) in by_partition {
-            match self.write_new_segment(&mut manifest, p, &parts) {
+            match self.write_new_segment(p, &parts) {
                 Ok(meta) => written.push(meta),
                 Err(e) => {
-                    for m in &written {
-                        let _ = fs::remove_file(self.inner.cfg.data_dir.join(&m.file));
-                    }
+                    self.discard(&written);
                     return Err(e);
                 }
             }
         }
-        manifest.flushed_seq = manifest.flushed_seq.max(max_seq);
-        manifest.segments.extend(written.iter().cloned());
-        manifest.save(&self.inner.cfg.data_dir)?;
-        {
-            let mut st = self.inner.state.write().map_err(|_| lock_poisoned())?;
-            st.manifest = manifest;
-            for m in written {
-                st.segments
-                    .push(SegmentFile::new(m, &self.inner.cfg.data_dir));
-            }
+        // Publishing the files and dropping the flushed batches happen under one state
+        // lock, so a reader sees each span exactly once.
+        let committed = self.commit(&HashSet::new(), written.clone(), Some(max_seq), |st| {
             st.flushing.clear();
             st.flushing_bytes = 0;
+        });
+        if let Err(e) = committed {
+            self.discard(&written);
+            return Err(e);
         }
         wal::remove_obsolete(&self.wal_dir(), max_seq)?;
         self.inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
 
-    fn write_new_segment(
+    /// Removes files that were written but never named by the manifest.
+    fn discard(&self, written: &[SegmentMeta]) {
+        for m in written {
+            let _ = fs::remove_file(self.inner.cfg.data_dir.join(&m.file));
+        }
+    }
+
+    /// One manifest change, made durable and then visible at once: removes the segments
+    /// `remove`, adds `add`, raises `flushed_seq` to `flushed`, and applies `also` to the
+    /// state under the same lock. Returns false, changing nothing, when a segment of
+    /// `remove` is no longer live (retention or another compaction took it).
+    fn commit(
         &self,
-        manifest: &mut Manifest,
-        partition: i64,
-        batches: &[RecordBatch],
-    ) -> Result<SegmentMeta> {
-        manifest.next_id += 1;
-        let id = manifest.next_id;
+        remove: &HashSet<u64>,
+        add: Vec<SegmentMeta>,
+        flushed: Option<u64>,
+        also: impl FnOnce(&mut State),
+    ) -> Result<bool> {
+        let _guard = self
+            .inner
+            .manifest_lock
+            .lock()
+            .map_err(|_| lock_poisoned())?;
+        let mut manifest = self
+            .inner
+            .state
+            .read()
+            .map_err(|_| lock_poisoned())?
+            .manifest
+            .clone();
+        let live = |id: &u64| manifest.segments.iter().any(|s| s.id == *id);
+        if !remove.iter().all(live) {
+            return Ok(false);
+        }
+        manifest.segments.retain(|s| !remove.contains(&s.id));
+        manifest.segments.extend(add.iter().cloned());
+        if let Some(seq) = flushed {
+            manifest.flushed_seq = manifest.flushed_seq.max(seq);
+        }
+        manifest.next_id = manifest
+            .next_id
+            .max(self.inner.last_id.load(Ordering::SeqCst));
+        manifest.save(&self.inner.cfg.data_dir)?;
+        let mut st = self.inner.state.write().map_err(|_| lock_poisoned())?;
+        st.manifest = manifest;
+        st.segments.retain(|s| {
+            let gone = remove.contains(&s.meta.id);
+            if gone {
+                s.mark_obsolete();
+            }
+            !gone
+        });
+        for m in add {
+            st.segments
+                .push(SegmentFile::new(m, &self.inner.cfg.data_dir));
+        }
+        also(&mut st);
+        Ok(true)
+    }
+
+    /// Writes one new segment file (not yet named by the manifest).
+    fn write_new_segment(&self, partition: i64, batches: &[RecordBatch]) -> Result<SegmentMeta> {
+        let id = self.inner.last_id.fetch_add(1, Ordering::SeqCst) + 1;
         let file = format!("segments/{partition}/{id:012}.parquet");
         let w = segment::write_segment(
             &self.inner.cfg.data_dir.join(&file),
@@ -406,6 +461,11 @@ impl Store {
 
     /// Drops segments whose newest span is older than the retention period. Blocking.
     pub fn enforce_retention(&self) -> Result<usize> {
+        let _guard = self
+            .inner
+            .compact_lock
+            .lock()
+            .map_err(|_| lock_poisoned())?;
         let cutoff = now_ns()
             .saturating_sub(self.inner.cfg.retention.as_nanos().min(i64::MAX as u128) as i64);
         self.replace_segments(
@@ -428,6 +488,11 @@ impl Store {
     /// Merges small files of each hour partition into larger sorted files. Blocking.
     /// Returns the number of files merged away.
     pub fn compact(&self) -> Result<usize> {
+        let _guard = self
+            .inner
+            .compact_lock
+            .lock()
+            .map_err(|_| lock_poisoned())?;
         let plans = {
             let st = self.inner.state.read().map_err(|_| lock_poisoned())?;
             plan_compactions(
@@ -472,77 +537,79 @@ impl Store {
         pick: impl FnOnce(&[SegmentMeta]) -> HashSet<u64>,
         add: Option<(i64, Vec<RecordBatch>)>,
     ) -> Result<usize> {
-        let _guard = self.inner.maintenance.lock().map_err(|_| lock_poisoned())?;
-        let mut manifest = self
-            .inner
-            .state
-            .read()
-            .map_err(|_| lock_poisoned())?
-            .manifest
-            .clone();
-        let remove = pick(&manifest.segments);
+        let remove = pick(
+            &self
+                .inner
+                .state
+                .read()
+                .map_err(|_| lock_poisoned())?
+                .manifest
+                .segments,
+        );
         if remove.is_empty() {
             return Ok(0);
         }
-        let new_meta = match add {
-            Some((p, batches)) => Some(self.write_new_segment(&mut manifest, p, &batches)?),
-            None => None,
+        let new_meta: Vec<SegmentMeta> = match add {
+            Some((p, batches)) => vec![self.write_new_segment(p, &batches)?],
+            None => Vec::new(),
         };
-        manifest.segments.retain(|s| !remove.contains(&s.id));
-        manifest.segments.extend(new_meta.iter().cloned());
-        manifest.save(&self.inner.cfg.data_dir)?;
-        let mut st = self.inner.state.write().map_err(|_| lock_poisoned())?;
-        st.manifest = manifest;
-        st.segments.retain(|s| {
-            let gone = remove.contains(&s.meta.id);
-            if gone {
-                s.mark_obsolete();
+        match self.commit(&remove, new_meta.clone(), None, |_| {}) {
+            Ok(true) => Ok(remove.len()),
+            Ok(false) => {
+                self.discard(&new_meta);
+                Ok(0)
             }
-            !gone
-        });
-        if let Some(m) = new_meta {
-            st.segments
-                .push(SegmentFile::new(m, &self.inner.cfg.data_dir));
+            Err(e) => {
+                self.discard(&new_meta);
+                Err(e)
+            }
         }
-        Ok(remove.len())
     }
 
     /// Runs the flush/retention/compaction loop until the store is closed.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
+        // Two loops in one task: a long compaction never delays a flush (which would fill
+        // the buffer and refuse writes).
+        let (a, b) = (self.clone(), self.clone());
         tokio::spawn(async move {
-            let mut last_maintenance = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                if store.is_closed() {
-                    break;
-                }
-                if store.flush_due() {
-                    let s = store.clone();
-                    match tokio::task::spawn_blocking(move || s.flush()).await {
-                        Ok(Err(e)) => tracing::error!(error = %e, "flush failed; will retry"),
-                        Err(e) => tracing::error!(error = %e, "flush task failed"),
-                        Ok(Ok(_)) => {}
-                    }
-                }
-                if last_maintenance.elapsed() >= store.inner.cfg.maintenance_interval {
-                    last_maintenance = Instant::now();
-                    let s = store.clone();
-                    let res = tokio::task::spawn_blocking(move || -> Result<(usize, usize)> {
-                        Ok((s.enforce_retention()?, s.compact()?))
-                    })
-                    .await;
-                    match res {
-                        Ok(Ok((expired, merged))) if expired + merged > 0 => {
-                            tracing::info!(expired, merged, "maintenance")
-                        }
-                        Ok(Err(e)) => tracing::error!(error = %e, "maintenance failed"),
-                        Err(e) => tracing::error!(error = %e, "maintenance task failed"),
-                        _ => {}
-                    }
+            tokio::join!(a.flush_loop(), b.maintenance_loop());
+        })
+    }
+
+    async fn flush_loop(self) {
+        while !self.is_closed() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if self.flush_due() {
+                let s = self.clone();
+                match tokio::task::spawn_blocking(move || s.flush()).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "flush failed; will retry"),
+                    Err(e) => tracing::error!(error = %e, "flush task failed"),
+                    Ok(Ok(_)) => {}
                 }
             }
-        })
+        }
+    }
+
+    async fn maintenance_loop(self) {
+        loop {
+            tokio::time::sleep(self.inner.cfg.maintenance_interval).await;
+            if self.is_closed() {
+                break;
+            }
+            let s = self.clone();
+            let res = tokio::task::spawn_blocking(move || -> Result<(usize, usize)> {
+                Ok((s.enforce_retention()?, s.compact()?))
+            })
+            .await;
+            match res {
+                Ok(Ok((expired, merged))) if expired + merged > 0 => {
+                    tracing::info!(expired, merged, "maintenance")
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "maintenance failed"),
+                Err(e) => tracing::error!(error = %e, "maintenance task failed"),
+                _ => {}
+            }
+        }
     }
 
     fn is_closed(&self) -> bool {

@@ -190,3 +190,50 @@ async fn buffer_limit_refuses_with_retryable_error() {
         .unwrap_or_default();
     assert!(err.contains("buffer is full"), "{err}");
 }
+
+/// Flushes and compactions run at the same time (the background loops do): both land in
+/// the manifest, no span is lost or doubled, and a reopen sees the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_flush_and_compaction_keep_every_span_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    cfg.compact_min_files = 2;
+    let store = Store::open(cfg.clone()).expect("open");
+    let t0 = now_ns();
+    for t in 1..=6u8 {
+        append(&store, &request(t, 3, t0)).await;
+        store.flush().expect("flush");
+    }
+    let compactor = {
+        let s = store.clone();
+        std::thread::spawn(move || {
+            let mut merged = 0;
+            for _ in 0..20 {
+                merged += s.compact().expect("compact");
+            }
+            merged
+        })
+    };
+    for t in 7..=40u8 {
+        append(&store, &request(t, 3, t0)).await;
+        store.flush().expect("flush");
+    }
+    let merged = compactor.join().expect("compactor thread");
+    assert!(merged > 0, "some files were merged");
+    let ids = span_ids(&store);
+    assert_eq!(ids.len(), 40 * 3);
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        40 * 3,
+        "no duplicates"
+    );
+    store.close().expect("close");
+    drop(store);
+    let store = Store::open(cfg).expect("reopen");
+    let ids = span_ids(&store);
+    assert_eq!(
+        ids.len(),
+        40 * 3,
+        "the manifest holds every flush and every merge"
+    );
+}
