@@ -63,10 +63,10 @@ impl StoreConfig {
             maintenance_interval: Duration::from_secs(30),
             flush_bytes: 128 << 20,
             flush_interval: Duration::from_secs(30),
-            max_buffer_bytes: 768 << 20,
+            max_buffer_bytes: 512 << 20,
             wal_segment_bytes: 64 << 20,
             compact_min_files: 4,
-            compact_max_rows: 2_000_000,
+            compact_max_rows: 1_000_000,
             row_group_rows: 64 * 1024,
         }
     }

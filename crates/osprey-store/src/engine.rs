@@ -348,15 +348,9 @@ impl Store {
             let batches: Vec<RecordBatch> = st.flushing.iter().map(|b| b.batch.clone()).collect();
             (batches, max_seq)
         };
-        let mut by_partition: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
-        for b in &batches {
-            for (p, part) in segment::split_by_partition(b)? {
-                by_partition.entry(p).or_default().push(part);
-            }
-        }
         let mut written = Vec::new();
-        for (p, parts) in by_partition {
-            match self.write_new_segment(p, &parts) {
+        for (p, order) in segment::sorted_runs(&batches)? {
+            match self.write_new_segment(p, &batches, &order) {
                 Ok(meta) => written.push(meta),
                 Err(e) => {
                     self.discard(&written);
@@ -440,12 +434,18 @@ impl Store {
     }
 
     /// Writes one new segment file (not yet named by the manifest).
-    fn write_new_segment(&self, partition: i64, batches: &[RecordBatch]) -> Result<SegmentMeta> {
+    fn write_new_segment(
+        &self,
+        partition: i64,
+        batches: &[RecordBatch],
+        order: &[(usize, usize)],
+    ) -> Result<SegmentMeta> {
         let id = self.inner.last_id.fetch_add(1, Ordering::SeqCst) + 1;
         let file = format!("segments/{partition}/{id:012}.parquet");
-        let w = segment::write_segment(
+        let w = segment::write_rows(
             &self.inner.cfg.data_dir.join(&file),
             batches,
+            order,
             self.inner.cfg.row_group_rows,
         )?;
         Ok(SegmentMeta {
@@ -550,7 +550,13 @@ impl Store {
             return Ok(0);
         }
         let new_meta: Vec<SegmentMeta> = match add {
-            Some((p, batches)) => vec![self.write_new_segment(p, &batches)?],
+            Some((p, batches)) => {
+                let order: Vec<(usize, usize)> = segment::sorted_runs(&batches)?
+                    .into_iter()
+                    .flat_map(|(_, rows)| rows)
+                    .collect();
+                vec![self.write_new_segment(p, &batches, &order)?]
+            }
             None => Vec::new(),
         };
         match self.commit(&remove, new_meta.clone(), None, |_| {}) {

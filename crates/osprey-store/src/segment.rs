@@ -2,9 +2,9 @@
 
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentMeta;
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
-use arrow::datatypes::TimestampNanosecondType;
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::compute::{concat, interleave_record_batch, lexsort_to_indices, SortColumn};
+use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use osprey_model::schema::{col, spans_schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -12,7 +12,6 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,26 +57,6 @@ impl Drop for SegmentFile {
     }
 }
 
-/// Splits rows by hour partition of `start_time`.
-pub fn split_by_partition(batch: &RecordBatch) -> Result<BTreeMap<i64, RecordBatch>> {
-    let starts = start_times(batch)?;
-    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-    for (i, t) in starts.values().iter().enumerate() {
-        groups.entry(partition_of(*t)).or_default().push(i as u32);
-    }
-    let mut out = BTreeMap::new();
-    if groups.len() == 1 {
-        if let Some((p, _)) = groups.iter().next() {
-            out.insert(*p, batch.clone());
-            return Ok(out);
-        }
-    }
-    for (p, idx) in groups {
-        out.insert(p, take_record_batch(batch, &UInt32Array::from(idx))?);
-    }
-    Ok(out)
-}
-
 fn start_times(batch: &RecordBatch) -> Result<&arrow::array::TimestampNanosecondArray> {
     batch
         .column_by_name(col::START_TIME)
@@ -87,24 +66,6 @@ fn start_times(batch: &RecordBatch) -> Result<&arrow::array::TimestampNanosecond
                 "start_time column missing".into(),
             ))
         })
-}
-
-/// Sorts rows by (trace_id, start_time): a trace is contiguous and row-group statistics on
-/// `trace_id` are narrow, so a lookup by id reads one row group per file.
-pub fn sort_for_segment(batch: &RecordBatch) -> Result<RecordBatch> {
-    let key = |name: &str| -> Result<SortColumn> {
-        let values = batch.column_by_name(name).cloned().ok_or_else(|| {
-            StoreError::Arrow(arrow::error::ArrowError::SchemaError(format!(
-                "{name} missing"
-            )))
-        })?;
-        Ok(SortColumn {
-            values,
-            options: None,
-        })
-    };
-    let idx = lexsort_to_indices(&[key(col::TRACE_ID)?, key(col::START_TIME)?], None)?;
-    Ok(take_record_batch(batch, &idx)?)
 }
 
 fn writer_properties(row_group_rows: usize) -> Result<WriterProperties> {
@@ -142,19 +103,67 @@ pub struct Written {
     pub max_time: i64,
 }
 
-/// Writes `batches` (one partition's rows) sorted into a new Parquet file at `path`,
+/// The rows of `batches` in segment order, grouped by hour partition: for each partition (in
+/// ascending order) its rows as `(batch, row)` pairs sorted by (trace_id, start_time).
+///
+/// Only the key columns are copied to sort; the rows themselves are gathered later, one row
+/// group at a time, by [`write_rows`], so a flush or a merge holds its input plus one row
+/// group, never a second sorted copy of everything.
+pub fn sorted_runs(batches: &[RecordBatch]) -> Result<Vec<(i64, Vec<(usize, usize)>)>> {
+    let mut trace_ids = Vec::with_capacity(batches.len());
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut origin = Vec::new();
+    for (b, batch) in batches.iter().enumerate() {
+        let ids = batch
+            .column_by_name(col::TRACE_ID)
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::Arrow(arrow::error::ArrowError::SchemaError(
+                    "trace_id column missing".into(),
+                ))
+            })?;
+        trace_ids.push(ids);
+        starts.push(Arc::new(start_times(batch)?.clone()) as ArrayRef);
+        origin.extend((0..batch.num_rows()).map(|r| (b, r)));
+    }
+    if origin.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = concat(&trace_ids.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?;
+    let starts = concat(&starts.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?;
+    let parts: Int64Array = starts
+        .as_primitive::<TimestampNanosecondType>()
+        .values()
+        .iter()
+        .map(|t| partition_of(*t))
+        .collect();
+    let parts: ArrayRef = Arc::new(parts);
+    let key = |values: &ArrayRef| SortColumn {
+        values: values.clone(),
+        options: None,
+    };
+    let order = lexsort_to_indices(&[key(&parts), key(&ids), key(&starts)], None)?;
+    let parts = parts.as_primitive::<Int64Type>();
+    let mut runs: Vec<(i64, Vec<(usize, usize)>)> = Vec::new();
+    for &i in order.values() {
+        let p = parts.value(i as usize);
+        match runs.last_mut() {
+            Some((q, rows)) if *q == p => rows.push(origin[i as usize]),
+            _ => runs.push((p, vec![origin[i as usize]])),
+        }
+    }
+    Ok(runs)
+}
+
+/// Writes the rows `order` of `batches`, in that order, into a new Parquet file at `path`,
 /// durably: temp file, fsync, rename, fsync of the directory.
-pub fn write_segment(
+pub fn write_rows(
     path: &Path,
     batches: &[RecordBatch],
+    order: &[(usize, usize)],
     row_group_rows: usize,
 ) -> Result<Written> {
     let schema = spans_schema();
-    let all = concat_batches(&schema, batches)?;
-    let sorted = sort_for_segment(&all)?;
-    let starts = start_times(&sorted)?;
-    let min_time = arrow::compute::min(starts).unwrap_or(0);
-    let max_time = arrow::compute::max(starts).unwrap_or(0);
     let dir = path
         .parent()
         .ok_or_else(|| StoreError::Wal(format!("segment path {} has no parent", path.display())))?;
@@ -162,18 +171,39 @@ pub fn write_segment(
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, schema, Some(writer_properties(row_group_rows)?))?;
-    writer.write(&sorted)?;
+    let inputs: Vec<&RecordBatch> = batches.iter().collect();
+    let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+    for chunk in order.chunks(row_group_rows.max(1)) {
+        let rows = interleave_record_batch(&inputs, chunk)?;
+        let starts = start_times(&rows)?;
+        min_time = min_time.min(arrow::compute::min(starts).unwrap_or(i64::MAX));
+        max_time = max_time.max(arrow::compute::max(starts).unwrap_or(i64::MIN));
+        writer.write(&rows)?;
+    }
     let file = writer.into_inner()?;
     file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
     let bytes = file.metadata().map_err(|e| StoreError::io(&tmp, e))?.len();
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
     crate::wal::sync_dir(dir)?;
     Ok(Written {
-        rows: sorted.num_rows() as u64,
+        rows: order.len() as u64,
         bytes,
-        min_time,
-        max_time,
+        min_time: if order.is_empty() { 0 } else { min_time },
+        max_time: if order.is_empty() { 0 } else { max_time },
     })
+}
+
+/// Writes `batches` (rows of one partition) sorted into a new Parquet file at `path`.
+pub fn write_segment(
+    path: &Path,
+    batches: &[RecordBatch],
+    row_group_rows: usize,
+) -> Result<Written> {
+    let order: Vec<(usize, usize)> = sorted_runs(batches)?
+        .into_iter()
+        .flat_map(|(_, rows)| rows)
+        .collect();
+    write_rows(path, batches, &order, row_group_rows)
 }
 
 /// Reads a whole segment file.
@@ -201,4 +231,77 @@ pub fn memory_size(batch: &RecordBatch) -> u64 {
         .iter()
         .map(|c| c.get_array_memory_size() as u64)
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use osprey_model::TraceRequest;
+
+    fn batch(spans: &[(u8, i64)]) -> RecordBatch {
+        let spans = spans
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, start))| Span {
+                trace_id: vec![t; 16],
+                span_id: vec![t, i as u8 + 1, 1, 1, 1, 1, 1, 1],
+                name: "op".into(),
+                start_time_unix_nano: start as u64,
+                end_time_unix_nano: start as u64 + 10,
+                ..Default::default()
+            })
+            .collect();
+        let req = TraceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        osprey_model::request_to_batch(&req).expect("batch")
+    }
+
+    #[test]
+    fn runs_are_per_partition_and_sorted_by_trace_then_start() {
+        let h = NANOS_PER_HOUR;
+        let a = batch(&[(3, 10 * h + 5), (1, 11 * h), (1, 10 * h + 9)]);
+        let b = batch(&[(2, 10 * h + 1), (1, 10 * h + 2), (3, 11 * h + 1)]);
+        let runs = sorted_runs(&[a.clone(), b.clone()]).expect("runs");
+        let parts: Vec<i64> = runs.iter().map(|(p, _)| *p).collect();
+        assert_eq!(parts, vec![10, 11]);
+        let key = |&(bi, r): &(usize, usize)| {
+            let src = if bi == 0 { &a } else { &b };
+            let ids = src
+                .column_by_name(col::TRACE_ID)
+                .expect("ids")
+                .as_string::<i32>();
+            let st = start_times(src).expect("starts");
+            (ids.value(r).to_string(), st.value(r))
+        };
+        let first: Vec<(String, i64)> = runs[0].1.iter().map(key).collect();
+        let t = |n: u8| format!("{n:02x}").repeat(16);
+        assert_eq!(
+            first,
+            vec![
+                (t(1), 10 * h + 2),
+                (t(1), 10 * h + 9),
+                (t(2), 10 * h + 1),
+                (t(3), 10 * h + 5)
+            ]
+        );
+        assert_eq!(runs[1].1.len(), 2);
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("p/1.parquet");
+        let w = write_rows(&path, &[a, b], &runs[0].1, 2).expect("write");
+        assert_eq!(
+            (w.rows, w.min_time, w.max_time),
+            (4, 10 * h + 1, 10 * h + 9)
+        );
+        let back = read_segment(&path).expect("read");
+        assert_eq!(rows(&back), 4);
+    }
 }

@@ -6,6 +6,12 @@ mod sql;
 mod up;
 
 use anyhow::Result;
+
+/// mimalloc instead of glibc's malloc: the ingest path allocates and frees many small
+/// buffers from several threads; glibc spent a fifth of the server's CPU in malloc/free and
+/// fragmented its arenas (resident memory far above what was live). See BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]

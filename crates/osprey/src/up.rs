@@ -69,7 +69,7 @@ pub struct UpArgs {
     /// Run retention and compaction this often [default: 30s]
     #[arg(long, env = "OSPREY_MAINTENANCE_INTERVAL")]
     pub maintenance_interval: Option<String>,
-    /// Refuse writes (retryable) while this many bytes wait to be flushed [default: 805306368]
+    /// Refuse writes (retryable) while this many bytes wait to be flushed [default: 536870912]
     #[arg(long, env = "OSPREY_MAX_BUFFER_BYTES")]
     pub max_buffer_bytes: Option<u64>,
     /// Largest OTLP request, after decompression [default: 16777216]
