@@ -124,6 +124,42 @@ impl TimeRange {
     }
 }
 
+/// The id of a `trace_id = '<literal>'` conjunct among `filters`, if there is one: files
+/// whose bloom filters rule it out are not scanned at all.
+pub fn trace_id_literal(filters: &[Expr]) -> Option<String> {
+    fn find(e: &Expr) -> Option<String> {
+        match e {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => find(left).or_else(|| find(right)),
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => {
+                let (c, v) = match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(c), Expr::Literal(v, _))
+                    | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+                    _ => return None,
+                };
+                if c.name != col::TRACE_ID {
+                    return None;
+                }
+                match v {
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+    filters.iter().find_map(find)
+}
+
 fn start_time_col(e: &Expr) -> bool {
     matches!(e, Expr::Column(c) if c.name == col::START_TIME)
 }
@@ -167,12 +203,14 @@ impl TableProvider for SpansTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let range = TimeRange::from_filters(filters);
+        let trace = trace_id_literal(filters);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let files: Vec<ListingTableUrl> = self
             .snapshot
             .segments
             .iter()
             .filter(|s| range.overlaps(s.meta.min_time, s.meta.max_time))
+            .filter(|s| trace.as_deref().is_none_or(|t| s.may_contain_trace(t)))
             .map(|s| ListingTableUrl::parse(s.path.to_string_lossy()))
             .collect::<Result<_>>()?;
         if !files.is_empty() {
@@ -261,6 +299,15 @@ mod tests {
         let f = vec![c("start_time").gt(ts(1)).or(c("start_time").lt(ts(0)))];
         assert_eq!(TimeRange::from_filters(&f), TimeRange::ALL);
         assert!(TimeRange { min: 5, max: 7 }.overlaps(7, 100));
+        let f = vec![c("service_name")
+            .eq(lit("x"))
+            .and(lit("ab").eq(c("trace_id")))];
+        assert_eq!(trace_id_literal(&f), Some("ab".into()));
+        assert_eq!(trace_id_literal(&[c("trace_id").gt(lit("ab"))]), None);
+        assert_eq!(
+            trace_id_literal(&[c("trace_id").eq(lit("a")).or(c("trace_id").eq(lit("b")))]),
+            None
+        );
         assert!(!TimeRange { min: 5, max: 7 }.overlaps(8, 100));
     }
 }

@@ -9,13 +9,17 @@ use osprey_model::schema::{col, spans_schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::ReaderProperties;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::FileReader;
+use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 use parquet::schema::types::ColumnPath;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
 
@@ -31,6 +35,9 @@ pub struct SegmentFile {
     pub meta: SegmentMeta,
     pub path: PathBuf,
     obsolete: AtomicBool,
+    /// The file's `trace_id` bloom filters (one per row group), loaded on the first lookup
+    /// by trace id and kept: deciding which files may hold a trace then costs no I/O.
+    trace_filters: OnceLock<Option<Vec<Sbbf>>>,
 }
 
 impl SegmentFile {
@@ -40,7 +47,26 @@ impl SegmentFile {
             meta,
             path,
             obsolete: AtomicBool::new(false),
+            trace_filters: OnceLock::new(),
         })
+    }
+
+    /// Whether the file may hold spans of `trace_id` (lowercase hex). False only when its
+    /// bloom filters say no; true when the filters cannot be read.
+    pub fn may_contain_trace(&self, trace_id: &str) -> bool {
+        let filters = self
+            .trace_filters
+            .get_or_init(|| match read_trace_filters(&self.path) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(file = %self.path.display(), error = %e, "cannot read trace_id bloom filters");
+                    None
+                }
+            });
+        match filters {
+            Some(f) if !f.is_empty() => f.iter().any(|b| b.check(trace_id)),
+            _ => true,
+        }
     }
     pub fn mark_obsolete(&self) {
         self.obsolete.store(true, Ordering::SeqCst);
@@ -55,6 +81,39 @@ impl Drop for SegmentFile {
             }
         }
     }
+}
+
+/// The `trace_id` bloom filter of every row group of a segment file (empty when one is
+/// missing, meaning "cannot tell").
+fn read_trace_filters(path: &Path) -> Result<Vec<Sbbf>> {
+    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    let props = ReaderProperties::builder()
+        .set_read_bloom_filter(true)
+        .build();
+    let reader = SerializedFileReader::new_with_options(
+        file,
+        ReadOptionsBuilder::new()
+            .with_reader_properties(props)
+            .build(),
+    )?;
+    let meta = reader.metadata();
+    let Some(col_idx) = meta
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == col::TRACE_ID)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(meta.num_row_groups());
+    for rg in 0..meta.num_row_groups() {
+        match reader.get_row_group(rg)?.get_column_bloom_filter(col_idx) {
+            Some(f) => out.push(f.clone()),
+            None => return Ok(Vec::new()),
+        }
+    }
+    Ok(out)
 }
 
 fn start_times(batch: &RecordBatch) -> Result<&arrow::array::TimestampNanosecondArray> {
@@ -303,5 +362,25 @@ mod tests {
         );
         let back = read_segment(&path).expect("read");
         assert_eq!(rows(&back), 4);
+
+        let meta = SegmentMeta {
+            id: 1,
+            file: "p/1.parquet".into(),
+            partition: 10,
+            rows: w.rows,
+            bytes: w.bytes,
+            min_time: w.min_time,
+            max_time: w.max_time,
+        };
+        let seg = SegmentFile::new(meta, dir.path());
+        assert!(seg.may_contain_trace(&t(1)) && seg.may_contain_trace(&t(3)));
+        let absent = (0..50u8)
+            .filter(|n| *n > 3)
+            .filter(|n| seg.may_contain_trace(&t(*n)))
+            .count();
+        assert!(
+            absent < 5,
+            "the bloom filter rules out most absent traces ({absent} of 46 passed)"
+        );
     }
 }

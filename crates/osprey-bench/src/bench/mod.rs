@@ -179,20 +179,26 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     .await?;
     f.restart_ready = t0.elapsed();
     let (settled, rss) = with_rss_sampling(server.pid, async {
+        // Settled: the file set unchanged for 15 s (a merge in progress can take several
+        // seconds without changing the counters), or 30 minutes passed.
         let mut last = (f64::NAN, 0);
+        let mut stable_since = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(1800);
         loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let m = server.metrics().await?;
             let files = m.get("osprey_store_segment_files").copied().unwrap_or(0.0);
             let compactions = m
                 .get("osprey_store_compactions_total")
                 .copied()
                 .unwrap_or(0.0) as u64;
-            if files == last.0 && compactions == last.1 || Instant::now() > deadline {
+            if files != last.0 || compactions != last.1 {
+                last = (files, compactions);
+                stable_since = Instant::now();
+            }
+            if stable_since.elapsed() >= Duration::from_secs(15) || Instant::now() > deadline {
                 return anyhow::Ok(m);
             }
-            last = (files, compactions);
         }
     })
     .await;

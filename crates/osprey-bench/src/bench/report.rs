@@ -117,7 +117,11 @@ pub fn render(f: &Figures, pg: Option<&PgFigures>, a: &IngestArgs) -> String {
     let ratio = |ours: f64, theirs: Option<f64>, higher_better: bool| match theirs {
         Some(t) if t > 0.0 && ours > 0.0 => {
             let r = if higher_better { ours / t } else { t / ours };
-            format!("{r:.1}× {}", if r >= 1.0 { "better" } else { "worse" })
+            if r >= 1.0 {
+                format!("{r:.1}× better")
+            } else {
+                format!("{:.1}× worse", 1.0 / r)
+            }
         }
         _ => "—".into(),
     };
