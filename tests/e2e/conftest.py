@@ -8,6 +8,7 @@ tail is attached to the report of a failing test.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,9 +31,17 @@ def osprey_bin() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below Linux's ephemeral range (32768+), so that no client
+    connection of another test can take it between now and the server's bind."""
+    for _ in range(200):
+        port = random.randrange(15000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port found in 15000-32000")
 
 
 def wait_until(fn, timeout=30.0, interval=0.2, what="condition"):
@@ -106,6 +115,22 @@ class Server:
 
     # -- lifecycle
     def start(self) -> "Server":
+        """Starts the server. A port taken meanwhile (by a process outside the tests) is
+        retried: with new ports on a first start, with the same ones on a restart."""
+        for attempt in range(5):
+            try:
+                return self._start_once()
+            except AssertionError as e:
+                if "Address already in use" not in str(e) or attempt == 4:
+                    raise
+                if self.starts == 1:
+                    self.otlp_grpc_port, self.otlp_http_port = free_port(), free_port()
+                    self.grpc_port, self.http_port = free_port(), free_port()
+                    self.starts = 0
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> "Server":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OSPREY_")}
         env.setdefault("RUST_LOG", "info")
