@@ -162,13 +162,16 @@ pub struct Written {
     pub max_time: i64,
 }
 
+/// One hour partition's rows, as `(batch, row)` positions in segment order.
+pub type Run = (i64, Vec<(usize, usize)>);
+
 /// The rows of `batches` in segment order, grouped by hour partition: for each partition (in
 /// ascending order) its rows as `(batch, row)` pairs sorted by (trace_id, start_time).
 ///
 /// Only the key columns are copied to sort; the rows themselves are gathered later, one row
 /// group at a time, by [`write_rows`], so a flush or a merge holds its input plus one row
 /// group, never a second sorted copy of everything.
-pub fn sorted_runs(batches: &[RecordBatch]) -> Result<Vec<(i64, Vec<(usize, usize)>)>> {
+pub fn sorted_runs(batches: &[RecordBatch]) -> Result<Vec<Run>> {
     let mut trace_ids = Vec::with_capacity(batches.len());
     let mut starts = Vec::with_capacity(batches.len());
     let mut origin = Vec::new();
@@ -203,7 +206,7 @@ pub fn sorted_runs(batches: &[RecordBatch]) -> Result<Vec<(i64, Vec<(usize, usiz
     };
     let order = lexsort_to_indices(&[key(&parts), key(&ids), key(&starts)], None)?;
     let parts = parts.as_primitive::<Int64Type>();
-    let mut runs: Vec<(i64, Vec<(usize, usize)>)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for &i in order.values() {
         let p = parts.value(i as usize);
         match runs.last_mut() {

@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// All-in-one: OTLP receivers, embedded store, SQL API
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Run SQL against a running Osprey
     Sql(sql::SqlArgs),
     /// Synthetic OTLP traffic: realistic multi-service traces
@@ -77,7 +77,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let res = match cli.command {
-        Command::Up(a) => up::run(a).await,
+        Command::Up(a) => up::run(*a).await,
         Command::Sql(a) => sql::run(a).await,
         Command::Loadgen(a) => osprey_bench::run_loadgen(a).await.map(|_| ()),
         Command::Bench { command } => osprey_bench::bench::run(command).await,

@@ -316,17 +316,13 @@ async fn pg_baseline(
 ) -> Result<PgFigures> {
     eprintln!("bench: PostgreSQL baseline: COPY {spans} spans into a Promscale-like schema");
     let pg = postgres::Postgres::start(&dir)?;
-    let loaded = postgres::load(
-        &pg,
-        SEED,
-        SERVICES,
-        WINDOW,
+    let workload = crate::gen::WorkloadConfig {
+        seed: SEED,
+        services: SERVICES,
+        start_offset: WINDOW,
         base_time_ns,
-        spans,
-        2,
-        a.batch.max(1000) * 10,
-    )
-    .await?;
+    };
+    let loaded = postgres::load(&pg, workload, spans, 2, a.batch.max(1000) * 10).await?;
     let client = pg.connect().await?;
     let sample = client
         .query(

@@ -195,10 +195,7 @@ pub struct LoadResult {
 /// `--fsync always`).
 pub async fn load(
     pg: &Postgres,
-    seed: u64,
-    services: usize,
-    window: Duration,
-    base_time_ns: u64,
+    workload: WorkloadConfig,
     spans: u64,
     streams: usize,
     batch: usize,
@@ -215,12 +212,7 @@ pub async fn load(
     for _ in 0..streams.max(1) {
         let client = pg.connect().await?;
         let (next, sent) = (next.clone(), sent.clone());
-        let cfg = WorkloadConfig {
-            seed,
-            services,
-            start_offset: window,
-            base_time_ns,
-        };
+        let cfg = workload.clone();
         tasks.push(tokio::spawn(async move {
             let mut gen = Generator::new(cfg)?;
             let mut buf = String::with_capacity(8 << 20);

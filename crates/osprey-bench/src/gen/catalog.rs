@@ -174,12 +174,13 @@ impl Catalog {
         // (base service, endpoint name) -> endpoint indices (base first, then replicas).
         let mut by_name: HashMap<(&str, &str), Vec<u16>> = HashMap::new();
         for k in 0..n {
-            let (spec, name) = if k < base_count {
-                (&SERVICES[k], SERVICES[k].name.to_string())
-            } else {
-                let r = k - base_count;
-                let spec = &SERVICES[1 + r % (base_count - 1)];
-                (spec, format!("{}-{}", spec.name, r / (base_count - 1) + 2))
+            let (spec, name) = match SERVICES.get(k) {
+                Some(spec) => (spec, spec.name.to_string()),
+                None => {
+                    let r = k - base_count;
+                    let spec = &SERVICES[1 + r % (base_count - 1)];
+                    (spec, format!("{}-{}", spec.name, r / (base_count - 1) + 2))
+                }
             };
             let port = if matches!(spec.rpc, Rpc::Http) {
                 8080
