@@ -18,7 +18,10 @@ fn collect(g: &mut Generator, batches: u64) -> (HashMap<Vec<u8>, Vec<Span>>, usi
     let mut total = 0;
     for i in 0..batches {
         let n = g.fill_batch(i, 1000, usize::MAX);
-        assert!((1000..1000 + MAX_SPANS).contains(&n), "batch {i}: {n} spans");
+        assert!(
+            (1000..1000 + MAX_SPANS).contains(&n),
+            "batch {i}: {n} spans"
+        );
         let mut seen = 0;
         g.for_each_span(|_, _, s| {
             traces
