@@ -149,17 +149,28 @@ impl EventsBuilder {
             Arc::new(self.attrs.finish()),
         ];
         let item = StructArray::try_new(fields.clone(), children, None)?;
-        let field = match crate::schema::events_type() {
-            arrow::datatypes::DataType::List(f) => f,
-            _ => return Err(ArrowError::SchemaError("events type is not a list".into())),
-        };
-        Ok(Arc::new(ListArray::try_new(
-            field,
-            OffsetBuffer::new(self.offsets.into()),
-            Arc::new(item),
-            None,
-        )?))
+        list_array(crate::schema::events_type(), "events", self.offsets, item)
     }
+}
+
+/// A list column of type `list_type` from per-span offsets and the flattened items.
+fn list_array(
+    list_type: arrow::datatypes::DataType,
+    what: &str,
+    offsets: Vec<i32>,
+    item: StructArray,
+) -> Result<ArrayRef, ArrowError> {
+    let arrow::datatypes::DataType::List(field) = list_type else {
+        return Err(ArrowError::SchemaError(format!(
+            "{what} type is not a list"
+        )));
+    };
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(item),
+        None,
+    )?))
 }
 
 impl LinksBuilder {
@@ -187,16 +198,7 @@ impl LinksBuilder {
             Arc::new(self.attrs.finish()),
         ];
         let item = StructArray::try_new(link_fields(), children, None)?;
-        let field = match crate::schema::links_type() {
-            arrow::datatypes::DataType::List(f) => f,
-            _ => return Err(ArrowError::SchemaError("links type is not a list".into())),
-        };
-        Ok(Arc::new(ListArray::try_new(
-            field,
-            OffsetBuffer::new(self.offsets.into()),
-            Arc::new(item),
-            None,
-        )?))
+        list_array(crate::schema::links_type(), "links", self.offsets, item)
     }
 }
 
