@@ -8,6 +8,58 @@
 use crate::otlp::common::v1::{any_value::Value, AnyValue};
 use std::fmt::Write;
 
+/// The OTLP type of an attribute value, stored as one byte per map entry beside the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ValueType {
+    String = 0,
+    Bool = 1,
+    Int = 2,
+    Double = 3,
+    Bytes = 4,
+    Array = 5,
+    Kvlist = 6,
+    /// No value (`AnyValue` unset); the map value is NULL.
+    Empty = 7,
+}
+
+impl ValueType {
+    /// The type stored as `byte`; unknown bytes read as strings.
+    pub fn from_byte(byte: u8) -> ValueType {
+        match byte {
+            1 => ValueType::Bool,
+            2 => ValueType::Int,
+            3 => ValueType::Double,
+            4 => ValueType::Bytes,
+            5 => ValueType::Array,
+            6 => ValueType::Kvlist,
+            7 => ValueType::Empty,
+            _ => ValueType::String,
+        }
+    }
+
+    /// The type of entry `i` of a map whose type column value is `types` (empty = all strings).
+    pub fn of_entry(types: &[u8], i: usize) -> ValueType {
+        types
+            .get(i)
+            .map_or(ValueType::String, |b| ValueType::from_byte(*b))
+    }
+}
+
+/// The [`ValueType`] of an OTLP value.
+pub fn type_code(value: Option<&AnyValue>) -> ValueType {
+    match value.and_then(|v| v.value.as_ref()) {
+        None => ValueType::Empty,
+        Some(Value::StringValue(_)) => ValueType::String,
+        Some(Value::BoolValue(_)) => ValueType::Bool,
+        Some(Value::IntValue(_)) | Some(Value::StringValueStrindex(_)) => ValueType::Int,
+        Some(Value::DoubleValue(_)) => ValueType::Double,
+        Some(Value::BytesValue(_)) => ValueType::Bytes,
+        Some(Value::ArrayValue(_)) => ValueType::Array,
+        Some(Value::KvlistValue(_)) => ValueType::Kvlist,
+    }
+}
+
 /// Appends the text form of `value` to `out` (see the module docs).
 pub fn render_into(value: Option<&AnyValue>, out: &mut String) {
     match value.and_then(|v| v.value.as_ref()) {

@@ -7,9 +7,11 @@
 //!   accepted spans plus an OTLP partial-success report;
 //! - [`schema`]: the Arrow schema of the `spans` table (the column names of interfaces.md);
 //! - [`to_arrow`]: OTLP → Arrow record batches, the form the store buffers and flushes;
-//! - [`anyvalue`]: how attribute values are rendered as text in the attribute maps.
+//! - [`anyvalue`]: how attribute values are rendered as text in the attribute maps;
+//! - [`from_arrow`]: stored rows back to typed span records and OTLP (for the query APIs).
 
 pub mod anyvalue;
+pub mod from_arrow;
 pub mod sanitize;
 pub mod schema;
 pub mod to_arrow;

@@ -1,4 +1,11 @@
 //! The Arrow schema of the `spans` table (column names fixed by `shared/interfaces.md`).
+//!
+//! Attribute maps hold every value as text (see [`crate::anyvalue`]) so SQL can compare them
+//! without casts. The OTLP type of each value is kept beside the map in a `Binary` column:
+//! byte *i* is the [`crate::anyvalue::ValueType`] of entry *i*, and an empty value means
+//! "every entry is a string". The Jaeger and Tempo APIs read it to give typed tags back.
+//! The two span-level type columns come last in the table and are hidden from the public
+//! `spans` table (see [`PUBLIC_COLUMNS`]).
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use std::sync::{Arc, OnceLock};
@@ -27,6 +34,7 @@ pub fn event_fields() -> Fields {
         Field::new("time", timestamp_type(), false),
         Field::new("name", DataType::Utf8, false),
         Field::new("attributes", attr_map_type(), false),
+        Field::new("attribute_types", DataType::Binary, false),
     ])
 }
 
@@ -36,6 +44,7 @@ pub fn link_fields() -> Fields {
         Field::new("span_id", DataType::Utf8, false),
         Field::new("trace_state", DataType::Utf8, false),
         Field::new("attributes", attr_map_type(), false),
+        Field::new("attribute_types", DataType::Binary, false),
     ])
 }
 
@@ -79,7 +88,13 @@ pub mod col {
     pub const DROPPED_EVENTS_COUNT: &str = "dropped_events_count";
     pub const DROPPED_LINKS_COUNT: &str = "dropped_links_count";
     pub const FLAGS: &str = "flags";
+    pub const SPAN_ATTRIBUTE_TYPES: &str = "span_attribute_types";
+    pub const RESOURCE_ATTRIBUTE_TYPES: &str = "resource_attribute_types";
 }
+
+/// How many leading columns of [`spans_schema`] the public `spans` table shows; the rest
+/// (the attribute type columns) are for Osprey's own typed APIs.
+pub const PUBLIC_COLUMNS: usize = 22;
 
 /// The schema of the `spans` table; the same for in-memory batches and Parquet files.
 pub fn spans_schema() -> SchemaRef {
@@ -110,6 +125,8 @@ pub fn spans_schema() -> SchemaRef {
                 Field::new(DROPPED_EVENTS_COUNT, DataType::UInt32, false),
                 Field::new(DROPPED_LINKS_COUNT, DataType::UInt32, false),
                 Field::new(FLAGS, DataType::UInt32, false),
+                Field::new(SPAN_ATTRIBUTE_TYPES, DataType::Binary, false),
+                Field::new(RESOURCE_ATTRIBUTE_TYPES, DataType::Binary, false),
             ]))
         })
         .clone()

@@ -8,9 +8,10 @@ use crate::otlp::common::v1::{any_value::Value, KeyValue};
 use crate::otlp::trace::v1::{span::Event, span::Link, Span};
 use crate::schema::{event_fields, link_fields, spans_schema};
 use crate::TraceRequest;
+use crate::anyvalue::{type_code, ValueType};
 use arrow::array::{
-    ArrayRef, Float64Array, ListArray, MapBuilder, MapFieldNames, StringBuilder, StructArray,
-    TimestampNanosecondArray, UInt32Array,
+    ArrayRef, BinaryBuilder, Float64Array, ListArray, MapBuilder, MapFieldNames, StringBuilder,
+    StructArray, TimestampNanosecondArray, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::error::ArrowError;
@@ -56,24 +57,53 @@ pub fn hex_into(bytes: &[u8], out: &mut String) {
     }
 }
 
-fn append_map(
-    builder: &mut MapBuilder<StringBuilder, StringBuilder>,
-    attrs: &[KeyValue],
-    scratch: &mut String,
-) -> Result<(), ArrowError> {
-    for kv in attrs {
-        builder.keys().append_value(&kv.key);
-        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => builder.values().append_value(s),
-            None => builder.values().append_null(),
-            Some(_) => {
-                scratch.clear();
-                render_into(kv.value.as_ref(), scratch);
-                builder.values().append_value(scratch.as_str());
-            }
+/// An attribute map column and its parallel type column (see [`crate::schema`]): the text
+/// of every value in the map, and one [`ValueType`] byte per entry, or no bytes when every
+/// value is a string (the common case, which then costs nothing).
+struct AttrBuilder {
+    map: MapBuilder<StringBuilder, StringBuilder>,
+    types: BinaryBuilder,
+    scratch_types: Vec<u8>,
+}
+
+impl AttrBuilder {
+    fn new() -> Self {
+        AttrBuilder {
+            map: new_map(),
+            types: BinaryBuilder::new(),
+            scratch_types: Vec::new(),
         }
     }
-    builder.append(true)
+
+    fn append(&mut self, attrs: &[KeyValue], scratch: &mut String) -> Result<(), ArrowError> {
+        self.scratch_types.clear();
+        let mut all_strings = true;
+        for kv in attrs {
+            self.map.keys().append_value(&kv.key);
+            let t = type_code(kv.value.as_ref());
+            all_strings &= t == ValueType::String;
+            self.scratch_types.push(t as u8);
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) => self.map.values().append_value(s),
+                None => self.map.values().append_null(),
+                Some(_) => {
+                    scratch.clear();
+                    render_into(kv.value.as_ref(), scratch);
+                    self.map.values().append_value(scratch.as_str());
+                }
+            }
+        }
+        if all_strings {
+            self.types.append_value([]);
+        } else {
+            self.types.append_value(&self.scratch_types);
+        }
+        self.map.append(true)
+    }
+
+    fn finish(mut self) -> (ArrayRef, ArrayRef) {
+        (Arc::new(self.map.finish()), Arc::new(self.types.finish()))
+    }
 }
 
 fn new_map() -> MapBuilder<StringBuilder, StringBuilder> {
@@ -99,8 +129,8 @@ struct Builders {
     duration: Vec<f64>,
     status_code: StringBuilder,
     status_msg: StringBuilder,
-    attrs: MapBuilder<StringBuilder, StringBuilder>,
-    res_attrs: MapBuilder<StringBuilder, StringBuilder>,
+    attrs: AttrBuilder,
+    res_attrs: AttrBuilder,
     scope_name: StringBuilder,
     scope_version: StringBuilder,
     events: EventsBuilder,
@@ -116,7 +146,7 @@ struct EventsBuilder {
     offsets: Vec<i32>,
     time: Vec<i64>,
     name: StringBuilder,
-    attrs: MapBuilder<StringBuilder, StringBuilder>,
+    attrs: AttrBuilder,
 }
 
 struct LinksBuilder {
@@ -125,7 +155,7 @@ struct LinksBuilder {
     trace_id: StringBuilder,
     span_id: StringBuilder,
     trace_state: StringBuilder,
-    attrs: MapBuilder<StringBuilder, StringBuilder>,
+    attrs: AttrBuilder,
 }
 
 impl EventsBuilder {
@@ -133,7 +163,7 @@ impl EventsBuilder {
         for e in events {
             self.time.push(e.time_unix_nano.min(i64::MAX as u64) as i64);
             self.name.append_value(&e.name);
-            append_map(&mut self.attrs, &e.attributes, scratch)?;
+            self.attrs.append(&e.attributes, scratch)?;
         }
         self.offsets
             .push(i32::try_from(self.time.len()).map_err(|_| too_big("events"))?);
@@ -143,11 +173,8 @@ impl EventsBuilder {
         let fields = event_fields();
         let time: ArrayRef =
             Arc::new(TimestampNanosecondArray::from(self.time).with_timezone("UTC"));
-        let children: Vec<ArrayRef> = vec![
-            time,
-            Arc::new(self.name.finish()),
-            Arc::new(self.attrs.finish()),
-        ];
+        let (attrs, types) = self.attrs.finish();
+        let children: Vec<ArrayRef> = vec![time, Arc::new(self.name.finish()), attrs, types];
         let item = StructArray::try_new(fields.clone(), children, None)?;
         list_array(crate::schema::events_type(), "events", self.offsets, item)
     }
@@ -183,7 +210,7 @@ impl LinksBuilder {
             hex_into(&l.span_id, scratch);
             self.span_id.append_value(scratch.as_str());
             self.trace_state.append_value(&l.trace_state);
-            append_map(&mut self.attrs, &l.attributes, scratch)?;
+            self.attrs.append(&l.attributes, scratch)?;
         }
         self.count += links.len();
         self.offsets
@@ -191,11 +218,13 @@ impl LinksBuilder {
         Ok(())
     }
     fn finish(mut self) -> Result<ArrayRef, ArrowError> {
+        let (attrs, types) = self.attrs.finish();
         let children: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.trace_state.finish()),
-            Arc::new(self.attrs.finish()),
+            attrs,
+            types,
         ];
         let item = StructArray::try_new(link_fields(), children, None)?;
         list_array(crate::schema::links_type(), "links", self.offsets, item)
@@ -221,15 +250,15 @@ impl Builders {
             duration: Vec::with_capacity(capacity),
             status_code: StringBuilder::new(),
             status_msg: StringBuilder::new(),
-            attrs: new_map(),
-            res_attrs: new_map(),
+            attrs: AttrBuilder::new(),
+            res_attrs: AttrBuilder::new(),
             scope_name: StringBuilder::new(),
             scope_version: StringBuilder::new(),
             events: EventsBuilder {
                 offsets: vec![0],
                 time: Vec::new(),
                 name: StringBuilder::new(),
-                attrs: new_map(),
+                attrs: AttrBuilder::new(),
             },
             links: LinksBuilder {
                 offsets: vec![0],
@@ -237,7 +266,7 @@ impl Builders {
                 trace_id: StringBuilder::new(),
                 span_id: StringBuilder::new(),
                 trace_state: StringBuilder::new(),
-                attrs: new_map(),
+                attrs: AttrBuilder::new(),
             },
             dropped_attrs: Vec::with_capacity(capacity),
             dropped_events: Vec::with_capacity(capacity),
@@ -284,8 +313,8 @@ impl Builders {
             .unwrap_or((0, ""));
         self.status_code.append_value(status_name(code));
         self.status_msg.append_value(msg);
-        append_map(&mut self.attrs, &span.attributes, s)?;
-        append_map(&mut self.res_attrs, res_attrs, s)?;
+        self.attrs.append(&span.attributes, s)?;
+        self.res_attrs.append(res_attrs, s)?;
         self.scope_name.append_value(scope.0);
         self.scope_version.append_value(scope.1);
         self.events.push(&span.events, s)?;
@@ -301,6 +330,8 @@ impl Builders {
         let ts = |v: Vec<i64>| -> ArrayRef {
             Arc::new(TimestampNanosecondArray::from(v).with_timezone("UTC"))
         };
+        let (attrs, attr_types) = self.attrs.finish();
+        let (res_attrs, res_attr_types) = self.res_attrs.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
@@ -314,8 +345,8 @@ impl Builders {
             Arc::new(Float64Array::from(self.duration)),
             Arc::new(self.status_code.finish()),
             Arc::new(self.status_msg.finish()),
-            Arc::new(self.attrs.finish()),
-            Arc::new(self.res_attrs.finish()),
+            attrs,
+            res_attrs,
             Arc::new(self.scope_name.finish()),
             Arc::new(self.scope_version.finish()),
             self.events.finish()?,
@@ -324,6 +355,8 @@ impl Builders {
             Arc::new(UInt32Array::from(self.dropped_events)),
             Arc::new(UInt32Array::from(self.dropped_links)),
             Arc::new(UInt32Array::from(self.flags)),
+            attr_types,
+            res_attr_types,
         ];
         RecordBatch::try_new(spans_schema(), columns)
     }

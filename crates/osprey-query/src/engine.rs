@@ -139,6 +139,12 @@ impl QueryEngine {
 
     /// A session over the current snapshot with every Osprey table registered.
     pub fn session(&self) -> Result<SessionContext, QueryError> {
+        self.session_with(false)
+    }
+
+    /// A session whose `spans` table also has the attribute type columns (for the typed
+    /// APIs, which read rows back with [`osprey_model::from_arrow`]).
+    fn session_with(&self, typed: bool) -> Result<SessionContext, QueryError> {
         let mut config = SessionConfig::new()
             .with_target_partitions(self.cfg.threads.max(1))
             .with_information_schema(true);
@@ -148,19 +154,34 @@ impl QueryEngine {
         opts.execution.parquet.bloom_filter_on_read = true;
         opts.sql_parser.enable_ident_normalization = true;
         let ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
-        ctx.register_table("spans", Arc::new(SpansTable::new(self.store.snapshot())))
+        let snapshot = self.store.snapshot();
+        let table = if typed {
+            SpansTable::with_types(snapshot)
+        } else {
+            SpansTable::new(snapshot)
+        };
+        ctx.register_table("spans", Arc::new(table))
             .map_err(QueryError::from_df)?;
         Ok(ctx)
     }
 
     /// Runs one read-only statement with the configured limits.
     pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.query_with(sql, false).await
+    }
+
+    /// Like [`QueryEngine::query`], over the typed `spans` table (every stored column).
+    pub async fn query_typed(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.query_with(sql, true).await
+    }
+
+    async fn query_with(&self, sql: &str, typed: bool) -> Result<QueryResult, QueryError> {
         let engine = self.clone();
         let sql = sql.to_string();
         let rt = self.runtime.0.as_ref().ok_or(QueryError::ShuttingDown)?;
         let task = rt.spawn(async move {
             let limit = engine.cfg.timeout;
-            match tokio::time::timeout(limit, engine.run(&sql)).await {
+            match tokio::time::timeout(limit, engine.run(&sql, typed)).await {
                 Ok(r) => r,
                 Err(_) => Err(QueryError::Timeout { limit }),
             }
@@ -169,9 +190,9 @@ impl QueryEngine {
             .map_err(|e| QueryError::Execution(format!("query task failed: {e}")))?
     }
 
-    async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
+    async fn run(&self, sql: &str, typed: bool) -> Result<QueryResult, QueryError> {
         let started = Instant::now();
-        let ctx = self.session()?;
+        let ctx = self.session_with(typed)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

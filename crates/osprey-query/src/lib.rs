@@ -3,14 +3,18 @@
 //! - [`table`]: the `spans` table, a DataFusion table over a store snapshot (buffer + Parquet);
 //! - [`engine`]: the read-only SQL engine with time, row and memory limits;
 //! - [`json`]: result rows as JSON;
-//! - [`http`]: `POST /api/sql`.
+//! - [`http`]: `POST /api/sql`;
+//! - [`traces`]: what the trace APIs share (ids, durations, fetching whole traces);
+//! - [`jaeger`]: Jaeger's HTTP query API;
+//! - [`tempo`]: Tempo's HTTP API and a TraceQL subset.
 //!
-//! The Jaeger, Tempo, Prometheus and PostgreSQL-wire front ends join this crate later, each
-//! as a thin layer over the same engine.
+//! Each front end is a thin layer over the same engine.
 
 pub mod engine;
 pub mod http;
+pub mod jaeger;
 pub mod json;
 pub mod table;
+pub mod traces;
 
 pub use engine::{QueryConfig, QueryEngine, QueryError, QueryResult};

@@ -30,14 +30,32 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct SpansTable {
     snapshot: Snapshot,
+    /// What the table shows: every stored column, or the public ones.
     schema: SchemaRef,
+    /// The stored (file) schema.
+    stored: SchemaRef,
 }
 
 impl SpansTable {
+    /// The public `spans` table (without the attribute type columns).
     pub fn new(snapshot: Snapshot) -> Self {
+        let stored = osprey_model::spans_schema();
+        let public: Vec<usize> = (0..osprey_model::schema::PUBLIC_COLUMNS).collect();
+        let schema = Arc::new(stored.project(&public).unwrap_or_else(|_| (*stored).clone()));
         SpansTable {
             snapshot,
-            schema: osprey_model::spans_schema(),
+            schema,
+            stored,
+        }
+    }
+
+    /// Every stored column, for the typed APIs (Jaeger, Tempo).
+    pub fn with_types(snapshot: Snapshot) -> Self {
+        let stored = osprey_model::spans_schema();
+        SpansTable {
+            snapshot,
+            schema: stored.clone(),
+            stored,
         }
     }
 }
@@ -124,37 +142,62 @@ impl TimeRange {
     }
 }
 
-/// The id of a `trace_id = '<literal>'` conjunct among `filters`, if there is one: files
-/// whose bloom filters rule it out are not scanned at all.
-pub fn trace_id_literal(filters: &[Expr]) -> Option<String> {
-    fn find(e: &Expr) -> Option<String> {
+/// The ids of a `trace_id = '<literal>'` or `trace_id IN (<literals>)` conjunct among
+/// `filters` (or an OR of such equalities), if there is one: files whose bloom filters rule
+/// out every id are not scanned at all.
+pub fn trace_id_literals(filters: &[Expr]) -> Option<Vec<String>> {
+    fn literal(v: &Expr) -> Option<String> {
+        match v {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)),
+                _,
+            ) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    fn is_trace_id(e: &Expr) -> bool {
+        matches!(e, Expr::Column(c) if c.name == col::TRACE_ID)
+    }
+    fn ids(e: &Expr) -> Option<Vec<String>> {
+        match e {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => {
+                if is_trace_id(left) {
+                    literal(right).map(|s| vec![s])
+                } else if is_trace_id(right) {
+                    literal(left).map(|s| vec![s])
+                } else {
+                    None
+                }
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                let mut l = ids(left)?;
+                l.extend(ids(right)?);
+                Some(l)
+            }
+            Expr::InList(list) if !list.negated && is_trace_id(&list.expr) => {
+                list.list.iter().map(literal).collect()
+            }
+            _ => None,
+        }
+    }
+    fn find(e: &Expr) -> Option<Vec<String>> {
         match e {
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: Operator::And,
                 right,
             }) => find(left).or_else(|| find(right)),
-            Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: Operator::Eq,
-                right,
-            }) => {
-                let (c, v) = match (left.as_ref(), right.as_ref()) {
-                    (Expr::Column(c), Expr::Literal(v, _))
-                    | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
-                    _ => return None,
-                };
-                if c.name != col::TRACE_ID {
-                    return None;
-                }
-                match v {
-                    ScalarValue::Utf8(Some(s))
-                    | ScalarValue::LargeUtf8(Some(s))
-                    | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
-                    _ => None,
-                }
-            }
-            _ => None,
+            other => ids(other),
         }
     }
     filters.iter().find_map(find)
@@ -203,14 +246,22 @@ impl TableProvider for SpansTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let range = TimeRange::from_filters(filters);
-        let trace = trace_id_literal(filters);
+        let traces = trace_id_literals(filters);
+        // Public-table column indices are the same in the stored schema (the hidden
+        // columns come last), so a projection carries over as it is.
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = Some(projection.unwrap_or(&all));
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let files: Vec<ListingTableUrl> = self
             .snapshot
             .segments
             .iter()
             .filter(|s| range.overlaps(s.meta.min_time, s.meta.max_time))
-            .filter(|s| trace.as_deref().is_none_or(|t| s.may_contain_trace(t)))
+            .filter(|s| {
+                traces
+                    .as_ref()
+                    .is_none_or(|ids| ids.iter().any(|t| s.may_contain_trace(t)))
+            })
             .map(|s| ListingTableUrl::parse(s.path.to_string_lossy()))
             .collect::<Result<_>>()?;
         if !files.is_empty() {
@@ -218,7 +269,7 @@ impl TableProvider for SpansTable {
                 .with_file_extension(".parquet");
             let config = ListingTableConfig::new_with_multi_paths(files)
                 .with_listing_options(options)
-                .with_schema(self.schema.clone());
+                .with_schema(self.stored.clone());
             let table = ListingTable::try_new(config)?;
             inputs.push(table.scan(state, projection, filters, limit).await?);
         }
@@ -235,7 +286,7 @@ impl TableProvider for SpansTable {
             let parts: Vec<Vec<_>> = batches.chunks(half.max(1)).map(|c| c.to_vec()).collect();
             inputs.push(MemorySourceConfig::try_new_exec(
                 &parts,
-                self.schema.clone(),
+                self.stored.clone(),
                 projection.cloned(),
             )?);
         }
@@ -302,11 +353,19 @@ mod tests {
         let f = vec![c("service_name")
             .eq(lit("x"))
             .and(lit("ab").eq(c("trace_id")))];
-        assert_eq!(trace_id_literal(&f), Some("ab".into()));
-        assert_eq!(trace_id_literal(&[c("trace_id").gt(lit("ab"))]), None);
+        assert_eq!(trace_id_literals(&f), Some(vec!["ab".into()]));
+        assert_eq!(trace_id_literals(&[c("trace_id").gt(lit("ab"))]), None);
         assert_eq!(
-            trace_id_literal(&[c("trace_id").eq(lit("a")).or(c("trace_id").eq(lit("b")))]),
+            trace_id_literals(&[c("trace_id").eq(lit("a")).or(c("trace_id").eq(lit("b")))]),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            trace_id_literals(&[c("trace_id").eq(lit("a")).or(c("span_id").eq(lit("b")))]),
             None
+        );
+        assert_eq!(
+            trace_id_literals(&[c("trace_id").in_list(vec![lit("a"), lit("b")], false)]),
+            Some(vec!["a".into(), "b".into()])
         );
         assert!(!TimeRange { min: 5, max: 7 }.overlaps(8, 100));
     }

@@ -425,7 +425,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
             "  {:<28} http://{a}/api/sql  (health /healthz, metrics /metrics)",
             "SQL / query API"
         ));
-        let app = osprey_query::http::router(engine.clone()).merge(ops_router(Ops {
+        say.push(format!("  {:<28} http://{a}/api/services", "Jaeger query API"));
+        let app = osprey_query::http::router(engine.clone())
+            .merge(osprey_query::jaeger::router(engine.clone()))
+            .merge(ops_router(Ops {
             store: store.clone(),
             ingest: ingest.clone(),
         }));
