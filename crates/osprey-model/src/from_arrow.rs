@@ -12,9 +12,7 @@ use crate::otlp::resource::v1::Resource;
 use crate::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use crate::schema::col;
 use crate::to_arrow::{SPAN_KINDS, STATUS_CODES};
-use arrow::array::{
-    Array, AsArray, BinaryArray, MapArray, RecordBatch, StringArray, StructArray,
-};
+use arrow::array::{Array, AsArray, BinaryArray, MapArray, RecordBatch, StringArray, StructArray};
 use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type};
 use arrow::error::ArrowError;
 use base64::Engine;
@@ -232,10 +230,23 @@ fn binary<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a BinaryArray, Arr
 }
 
 fn attrs_of(map: &MapArray, types: &BinaryArray, row: usize) -> Vec<Attr> {
+    attrs_with(map, row, types, Some(row))
+}
+
+/// The attributes of map entry `row`, typed by `types[type_row]` (all strings when the
+/// type entry is missing).
+fn attrs_with(
+    map: &MapArray,
+    row: usize,
+    types: &BinaryArray,
+    type_row: Option<usize>,
+) -> Vec<Attr> {
     let entries = map.value(row);
     let keys = entries.column(0).as_string::<i32>();
     let values = entries.column(1).as_string::<i32>();
-    let t = types.value(row);
+    let t = type_row
+        .filter(|r| *r < types.len())
+        .map_or(&[][..], |r| types.value(r));
     (0..entries.len())
         .map(|i| Attr {
             key: keys.value(i).to_string(),
@@ -300,7 +311,10 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ArrowE
     let dropped_links = u32s(col::DROPPED_LINKS_COUNT)?;
     let flags = u32s(col::FLAGS)?;
 
-    let ev_items = events.values().as_struct_opt().ok_or_else(|| missing("events.item"))?;
+    let ev_items = events
+        .values()
+        .as_struct_opt()
+        .ok_or_else(|| missing("events.item"))?;
     let ev_time = struct_field(ev_items, "time")?
         .as_primitive_opt::<TimestampNanosecondType>()
         .ok_or_else(|| missing("events.time"))?;
@@ -310,10 +324,17 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ArrowE
     let ev_attrs = struct_field(ev_items, "attributes")?
         .as_map_opt()
         .ok_or_else(|| missing("events.attributes"))?;
-    let ev_types = struct_field(ev_items, "attribute_types")?
+    let ev_types_list = col_of(col::EVENT_ATTRIBUTE_TYPES)?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| missing(col::EVENT_ATTRIBUTE_TYPES))?;
+    let ev_types = ev_types_list
+        .values()
         .as_binary_opt::<i32>()
-        .ok_or_else(|| missing("events.attribute_types"))?;
-    let ln_items = links.values().as_struct_opt().ok_or_else(|| missing("links.item"))?;
+        .ok_or_else(|| missing(col::EVENT_ATTRIBUTE_TYPES))?;
+    let ln_items = links
+        .values()
+        .as_struct_opt()
+        .ok_or_else(|| missing("links.item"))?;
     let ln_str = |n: &str| {
         struct_field(ln_items, n)?
             .as_string_opt::<i32>()
@@ -327,9 +348,13 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ArrowE
     let ln_attrs = struct_field(ln_items, "attributes")?
         .as_map_opt()
         .ok_or_else(|| missing("links.attributes"))?;
-    let ln_types = struct_field(ln_items, "attribute_types")?
+    let ln_types_list = col_of(col::LINK_ATTRIBUTE_TYPES)?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| missing(col::LINK_ATTRIBUTE_TYPES))?;
+    let ln_types = ln_types_list
+        .values()
         .as_binary_opt::<i32>()
-        .ok_or_else(|| missing("links.attribute_types"))?;
+        .ok_or_else(|| missing(col::LINK_ATTRIBUTE_TYPES))?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -337,6 +362,10 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ArrowE
         let (e0, e1) = (ev_offsets[row] as usize, ev_offsets[row + 1] as usize);
         let ln_offsets = links.value_offsets();
         let (l0, l1) = (ln_offsets[row] as usize, ln_offsets[row + 1] as usize);
+        // The type lists have their own offsets; item k of this span's events is at
+        // et0 + k there.
+        let et0 = ev_types_list.value_offsets()[row] as usize;
+        let lt0 = ln_types_list.value_offsets()[row] as usize;
         out.push(SpanRecord {
             trace_id: trace_id.value(row).to_string(),
             span_id: span_id.value(row).to_string(),
@@ -358,7 +387,7 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ArrowE
                 .map(|i| EventRecord {
                     time_ns: ev_time.value(i),
                     name: ev_name.value(i).to_string(),
-                    attributes: attrs_of(ev_attrs, ev_types, i),
+                    attributes: attrs_with(ev_attrs, i, ev_types, Some(et0 + i - e0)),
                 })
                 .collect(),
             links: (l0..l1)
@@ -366,7 +395,7 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ArrowE
                     trace_id: ln_trace.value(i).to_string(),
                     span_id: ln_span.value(i).to_string(),
                     trace_state: ln_state.value(i).to_string(),
-                    attributes: attrs_of(ln_attrs, ln_types, i),
+                    attributes: attrs_with(ln_attrs, i, ln_types, Some(lt0 + i - l0)),
                 })
                 .collect(),
             dropped_attributes_count: dropped_attrs.value(row),
@@ -402,7 +431,11 @@ pub fn to_otlp_span(r: &SpanRecord) -> Span {
         trace_id: hex_bytes(&r.trace_id),
         span_id: hex_bytes(&r.span_id),
         trace_state: r.trace_state.clone(),
-        parent_span_id: r.parent_span_id.as_deref().map(hex_bytes).unwrap_or_default(),
+        parent_span_id: r
+            .parent_span_id
+            .as_deref()
+            .map(hex_bytes)
+            .unwrap_or_default(),
         flags: r.flags,
         name: r.span_name.clone(),
         kind: r.kind_number(),

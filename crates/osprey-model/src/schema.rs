@@ -4,8 +4,9 @@
 //! without casts. The OTLP type of each value is kept beside the map in a `Binary` column:
 //! byte *i* is the [`crate::anyvalue::ValueType`] of entry *i*, and an empty value means
 //! "every entry is a string". The Jaeger and Tempo APIs read it to give typed tags back.
-//! The two span-level type columns come last in the table and are hidden from the public
-//! `spans` table (see [`PUBLIC_COLUMNS`]).
+//! Events and links keep theirs in `List<Binary>` columns parallel to `events`/`links`.
+//! The type columns come last in the table and are hidden from the public `spans` table
+//! (see [`PUBLIC_COLUMNS`]).
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use std::sync::{Arc, OnceLock};
@@ -34,7 +35,6 @@ pub fn event_fields() -> Fields {
         Field::new("time", timestamp_type(), false),
         Field::new("name", DataType::Utf8, false),
         Field::new("attributes", attr_map_type(), false),
-        Field::new("attribute_types", DataType::Binary, false),
     ])
 }
 
@@ -44,7 +44,6 @@ pub fn link_fields() -> Fields {
         Field::new("span_id", DataType::Utf8, false),
         Field::new("trace_state", DataType::Utf8, false),
         Field::new("attributes", attr_map_type(), false),
-        Field::new("attribute_types", DataType::Binary, false),
     ])
 }
 
@@ -90,6 +89,13 @@ pub mod col {
     pub const FLAGS: &str = "flags";
     pub const SPAN_ATTRIBUTE_TYPES: &str = "span_attribute_types";
     pub const RESOURCE_ATTRIBUTE_TYPES: &str = "resource_attribute_types";
+    pub const EVENT_ATTRIBUTE_TYPES: &str = "event_attribute_types";
+    pub const LINK_ATTRIBUTE_TYPES: &str = "link_attribute_types";
+}
+
+/// `List<Binary>`: the type column of each event's (or link's) attributes, one per item.
+pub fn types_list_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Binary, false)))
 }
 
 /// How many leading columns of [`spans_schema`] the public `spans` table shows; the rest
@@ -127,6 +133,8 @@ pub fn spans_schema() -> SchemaRef {
                 Field::new(FLAGS, DataType::UInt32, false),
                 Field::new(SPAN_ATTRIBUTE_TYPES, DataType::Binary, false),
                 Field::new(RESOURCE_ATTRIBUTE_TYPES, DataType::Binary, false),
+                Field::new(EVENT_ATTRIBUTE_TYPES, types_list_type(), false),
+                Field::new(LINK_ATTRIBUTE_TYPES, types_list_type(), false),
             ]))
         })
         .clone()

@@ -4,11 +4,11 @@
 //! times fit in an `i64`.
 
 use crate::anyvalue::render_into;
+use crate::anyvalue::{type_code, ValueType};
 use crate::otlp::common::v1::{any_value::Value, KeyValue};
 use crate::otlp::trace::v1::{span::Event, span::Link, Span};
 use crate::schema::{event_fields, link_fields, spans_schema};
 use crate::TraceRequest;
-use crate::anyvalue::{type_code, ValueType};
 use arrow::array::{
     ArrayRef, BinaryBuilder, Float64Array, ListArray, MapBuilder, MapFieldNames, StringBuilder,
     StructArray, TimestampNanosecondArray, UInt32Array,
@@ -169,15 +169,32 @@ impl EventsBuilder {
             .push(i32::try_from(self.time.len()).map_err(|_| too_big("events"))?);
         Ok(())
     }
-    fn finish(mut self) -> Result<ArrayRef, ArrowError> {
+    fn finish(mut self) -> Result<(ArrayRef, ArrayRef), ArrowError> {
         let fields = event_fields();
         let time: ArrayRef =
             Arc::new(TimestampNanosecondArray::from(self.time).with_timezone("UTC"));
         let (attrs, types) = self.attrs.finish();
-        let children: Vec<ArrayRef> = vec![time, Arc::new(self.name.finish()), attrs, types];
+        let children: Vec<ArrayRef> = vec![time, Arc::new(self.name.finish()), attrs];
         let item = StructArray::try_new(fields.clone(), children, None)?;
-        list_array(crate::schema::events_type(), "events", self.offsets, item)
+        let types = types_list(self.offsets.clone(), types)?;
+        Ok((
+            list_array(crate::schema::events_type(), "events", self.offsets, item)?,
+            types,
+        ))
     }
+}
+
+/// The per-item attribute type column of events or links (same offsets as the list).
+fn types_list(offsets: Vec<i32>, types: ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let arrow::datatypes::DataType::List(field) = crate::schema::types_list_type() else {
+        return Err(ArrowError::SchemaError("types list is not a list".into()));
+    };
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        types,
+        None,
+    )?))
 }
 
 /// A list column of type `list_type` from per-span offsets and the flattened items.
@@ -217,17 +234,20 @@ impl LinksBuilder {
             .push(i32::try_from(self.count).map_err(|_| too_big("links"))?);
         Ok(())
     }
-    fn finish(mut self) -> Result<ArrayRef, ArrowError> {
+    fn finish(mut self) -> Result<(ArrayRef, ArrayRef), ArrowError> {
         let (attrs, types) = self.attrs.finish();
         let children: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.trace_state.finish()),
             attrs,
-            types,
         ];
         let item = StructArray::try_new(link_fields(), children, None)?;
-        list_array(crate::schema::links_type(), "links", self.offsets, item)
+        let types = types_list(self.offsets.clone(), types)?;
+        Ok((
+            list_array(crate::schema::links_type(), "links", self.offsets, item)?,
+            types,
+        ))
     }
 }
 
@@ -332,6 +352,8 @@ impl Builders {
         };
         let (attrs, attr_types) = self.attrs.finish();
         let (res_attrs, res_attr_types) = self.res_attrs.finish();
+        let (events, event_types) = self.events.finish()?;
+        let (links, link_types) = self.links.finish()?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
@@ -349,14 +371,16 @@ impl Builders {
             res_attrs,
             Arc::new(self.scope_name.finish()),
             Arc::new(self.scope_version.finish()),
-            self.events.finish()?,
-            self.links.finish()?,
+            events,
+            links,
             Arc::new(UInt32Array::from(self.dropped_attrs)),
             Arc::new(UInt32Array::from(self.dropped_events)),
             Arc::new(UInt32Array::from(self.dropped_links)),
             Arc::new(UInt32Array::from(self.flags)),
             attr_types,
             res_attr_types,
+            event_types,
+            link_types,
         ];
         RecordBatch::try_new(spans_schema(), columns)
     }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod jaeger;
 pub mod json;
 pub mod table;
+pub mod tempo;
 pub mod traces;
 
 pub use engine::{QueryConfig, QueryEngine, QueryError, QueryResult};

@@ -41,7 +41,11 @@ impl SpansTable {
     pub fn new(snapshot: Snapshot) -> Self {
         let stored = osprey_model::spans_schema();
         let public: Vec<usize> = (0..osprey_model::schema::PUBLIC_COLUMNS).collect();
-        let schema = Arc::new(stored.project(&public).unwrap_or_else(|_| (*stored).clone()));
+        let schema = Arc::new(
+            stored
+                .project(&public)
+                .unwrap_or_else(|_| (*stored).clone()),
+        );
         SpansTable {
             snapshot,
             schema,

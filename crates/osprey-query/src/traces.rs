@@ -100,9 +100,7 @@ pub async fn fetch_traces(
         }
     }
     for spans in out.values_mut() {
-        spans.sort_by(|a, b| {
-            (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id))
-        });
+        spans.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
         spans.dedup_by(|a, b| a.span_id == b.span_id && a.start_ns == b.start_ns);
     }
     Ok(out)

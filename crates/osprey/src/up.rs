@@ -425,13 +425,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
             "  {:<28} http://{a}/api/sql  (health /healthz, metrics /metrics)",
             "SQL / query API"
         ));
-        say.push(format!("  {:<28} http://{a}/api/services", "Jaeger query API"));
+        say.push(format!(
+            "  {:<28} http://{a}/api/services",
+            "Jaeger query API"
+        ));
+        say.push(format!("  {:<28} http://{a}/tempo", "Tempo API"));
         let app = osprey_query::http::router(engine.clone())
             .merge(osprey_query::jaeger::router(engine.clone()))
+            .merge(osprey_query::tempo::router(engine.clone()))
             .merge(ops_router(Ops {
-            store: store.clone(),
-            ingest: ingest.clone(),
-        }));
+                store: store.clone(),
+                ingest: ingest.clone(),
+            }));
         let stop = shutdown_signal(&stop_rx);
         tasks.push(tokio::spawn(async move {
             axum::serve(l, app)

@@ -3,7 +3,7 @@
 //! by id and the service dependency graph, in Jaeger's envelope and trace model.
 
 pub mod model;
-mod params;
+pub mod params;
 
 use crate::engine::{QueryEngine, QueryError};
 use crate::traces::{fetch_traces, normalize_trace_id, quote, string_column};
@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 pub fn router(engine: QueryEngine) -> Router {
     Router::new()
         .route("/api/services", get(services))
-        .route("/api/services/{service}/operations", get(service_operations))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
         .route("/api/operations", get(operations))
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace_by_id))
@@ -120,10 +123,7 @@ async fn operations(State(engine): State<QueryEngine>, RawQuery(q): RawQuery) ->
     ok(json!(data), total)
 }
 
-async fn trace_by_id(
-    State(engine): State<QueryEngine>,
-    Path(trace_id): Path<String>,
-) -> Response {
+async fn trace_by_id(State(engine): State<QueryEngine>, Path(trace_id): Path<String>) -> Response {
     let id = match normalize_trace_id(&trace_id) {
         Ok(id) => id,
         Err(msg) => return fail(StatusCode::BAD_REQUEST, msg),

@@ -89,7 +89,10 @@ impl SearchQuery {
         let start_ns = match micros("start")? {
             Some(s) => s,
             None => {
-                let lookback = match p.one("lookback").filter(|l| !l.is_empty() && *l != "custom") {
+                let lookback = match p
+                    .one("lookback")
+                    .filter(|l| !l.is_empty() && *l != "custom")
+                {
                     Some(l) => parse_duration_ns(l)
                         .map_err(|e| format!("unable to parse parameter 'lookback': {e}"))?,
                     None => DEFAULT_LOOKBACK_NS,
@@ -117,9 +120,9 @@ impl SearchQuery {
             tags.extend(parse_tags(t)?);
         }
         for t in p.all("tag").filter(|t| !t.is_empty()) {
-            let (k, v) = t.split_once(':').ok_or_else(|| {
-                format!("malformed 'tag' parameter {t:?}: expected key:value")
-            })?;
+            let (k, v) = t
+                .split_once(':')
+                .ok_or_else(|| format!("malformed 'tag' parameter {t:?}: expected key:value"))?;
             tags.push((k.to_string(), v.to_string()));
         }
         Ok(SearchQuery {
@@ -172,8 +175,10 @@ impl SearchQuery {
 pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
     let t = text.trim();
     if t.starts_with('{') {
-        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(t)
-            .map_err(|e| format!("malformed 'tags' parameter: expected a JSON object of strings: {e}"))?;
+        let obj: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(t).map_err(|e| {
+                format!("malformed 'tags' parameter: expected a JSON object of strings: {e}")
+            })?;
         return Ok(obj
             .into_iter()
             .map(|(k, v)| {
