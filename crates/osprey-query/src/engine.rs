@@ -153,6 +153,8 @@ impl QueryEngine {
         opts.execution.parquet.reorder_filters = true;
         opts.execution.parquet.bloom_filter_on_read = true;
         opts.sql_parser.enable_ident_normalization = true;
+        // PostgreSQL syntax: `->` binds tighter than `=`, as Promscale-era queries expect.
+        opts.sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
         let ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
         let snapshot = self.store.snapshot();
         let table = if typed {
@@ -192,7 +194,10 @@ impl QueryEngine {
 
     async fn run(&self, sql: &str, typed: bool) -> Result<QueryResult, QueryError> {
         let started = Instant::now();
-        let ctx = self.session_with(typed)?;
+        let mut ctx = self.session_with(typed)?;
+        crate::promscale::install(&mut ctx)
+            .await
+            .map_err(QueryError::from_df)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

@@ -6,7 +6,8 @@
 //! - [`http`]: `POST /api/sql`;
 //! - [`traces`]: what the trace APIs share (ids, durations, fetching whole traces);
 //! - [`jaeger`]: Jaeger's HTTP query API;
-//! - [`tempo`]: Tempo's HTTP API and a TraceQL subset.
+//! - [`tempo`]: Tempo's HTTP API and a TraceQL subset;
+//! - [`promscale`]: the `ps_trace` views and tag operators of Promscale.
 //!
 //! Each front end is a thin layer over the same engine.
 
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod http;
 pub mod jaeger;
 pub mod json;
+pub mod promscale;
 pub mod table;
 pub mod tempo;
 pub mod traces;
