@@ -31,7 +31,7 @@ fi
 
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && "$VENV/bin/python" -c 'import pytest, requests, grpc, opentelemetry.sdk, opentelemetry.proto' 2>/dev/null; then
+    && "$VENV/bin/python" -c 'import pytest, requests, grpc, psycopg, opentelemetry.sdk, opentelemetry.proto' 2>/dev/null; then
     echo "install-test-deps: $VENV is up to date"
     exit 0
 fi
@@ -40,4 +40,4 @@ echo "install-test-deps: installing $REQ into $VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
 echo "$want" > "$STAMP"
 "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
-    | grep -iE '^(pytest|requests|grpcio|protobuf|opentelemetry-(sdk|proto|api)) ' || true
+    | grep -iE '^(pytest|requests|grpcio|protobuf|psycopg|psycopg-binary|opentelemetry-(sdk|proto|api)) ' || true

@@ -73,6 +73,7 @@ class Server:
         self.otlp_http_port = free_port()
         self.grpc_port = free_port()
         self.http_port = free_port()
+        self.pg_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -106,7 +107,7 @@ class Server:
             "--otlp-http-addr", f"127.0.0.1:{self.otlp_http_port}",
             "--grpc-addr", self.grpc,
             "--http-addr", f"127.0.0.1:{self.http_port}",
-            "--pg-addr", "none",
+            "--pg-addr", f"127.0.0.1:{self.pg_port}",
             "--jaeger-thrift-addr", "none",
             "--jaeger-grpc-addr", "none",
             "--zipkin-addr", "none",
@@ -126,6 +127,7 @@ class Server:
                 if self.starts == 1:
                     self.otlp_grpc_port, self.otlp_http_port = free_port(), free_port()
                     self.grpc_port, self.http_port = free_port(), free_port()
+                    self.pg_port = free_port()
                     self.starts = 0
                 time.sleep(0.5)
         raise AssertionError("unreachable")

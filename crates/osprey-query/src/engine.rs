@@ -145,6 +145,42 @@ impl QueryEngine {
     /// A session whose `spans` table also has the attribute type columns (for the typed
     /// APIs, which read rows back with [`osprey_model::from_arrow`]).
     fn session_with(&self, typed: bool) -> Result<SessionContext, QueryError> {
+        let ctx =
+            SessionContext::new_with_config_rt(self.session_config(), self.df_runtime.clone());
+        let snapshot = self.store.snapshot();
+        let table = if typed {
+            SpansTable::with_types(snapshot)
+        } else {
+            SpansTable::new(snapshot)
+        };
+        ctx.register_table("spans", Arc::new(table))
+            .map_err(QueryError::from_df)?;
+        Ok(ctx)
+    }
+
+    /// A long-lived session for the PostgreSQL protocol: default catalog `catalog` (the
+    /// database name), live tables (each scan sees the store as it is then), the Promscale
+    /// views and `pg_catalog`.
+    pub async fn live_session(&self, catalog: &str) -> Result<SessionContext, QueryError> {
+        let config = self
+            .session_config()
+            .with_default_catalog_and_schema(catalog, "public");
+        let mut ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
+        ctx.register_table("spans", Arc::new(SpansTable::live(self.store.clone())))
+            .map_err(QueryError::from_df)?;
+        crate::promscale::install(&mut ctx)
+            .await
+            .map_err(QueryError::from_df)?;
+        datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
+            &ctx,
+            catalog,
+            datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+        )
+        .map_err(|e| QueryError::from_df(*e))?;
+        Ok(ctx)
+    }
+
+    fn session_config(&self) -> SessionConfig {
         let mut config = SessionConfig::new()
             .with_target_partitions(self.cfg.threads.max(1))
             .with_information_schema(true);
@@ -155,16 +191,7 @@ impl QueryEngine {
         opts.sql_parser.enable_ident_normalization = true;
         // PostgreSQL syntax: `->` binds tighter than `=`, as Promscale-era queries expect.
         opts.sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
-        let ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
-        let snapshot = self.store.snapshot();
-        let table = if typed {
-            SpansTable::with_types(snapshot)
-        } else {
-            SpansTable::new(snapshot)
-        };
-        ctx.register_table("spans", Arc::new(table))
-            .map_err(QueryError::from_df)?;
-        Ok(ctx)
+        config
     }
 
     /// Runs one read-only statement with the configured limits.

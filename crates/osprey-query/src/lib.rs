@@ -7,7 +7,8 @@
 //! - [`traces`]: what the trace APIs share (ids, durations, fetching whole traces);
 //! - [`jaeger`]: Jaeger's HTTP query API;
 //! - [`tempo`]: Tempo's HTTP API and a TraceQL subset;
-//! - [`promscale`]: the `ps_trace` views and tag operators of Promscale.
+//! - [`promscale`]: the `ps_trace` views and tag operators of Promscale;
+//! - [`pg`]: the PostgreSQL wire protocol over the same engine.
 //!
 //! Each front end is a thin layer over the same engine.
 
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod http;
 pub mod jaeger;
 pub mod json;
+pub mod pg;
 pub mod promscale;
 pub mod table;
 pub mod tempo;

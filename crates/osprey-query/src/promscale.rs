@@ -91,11 +91,9 @@ impl ExprPlanner for TagOperators {
         match expr.op {
             BinaryOperator::Arrow | BinaryOperator::LongArrow => {
                 let is_map = match &expr.left {
-                    Expr::Column(c) => schema
-                        .qualified_field_from_column(c)
-                        .is_ok_and(|(_, f)| {
-                            matches!(f.data_type(), arrow::datatypes::DataType::Map(..))
-                        }),
+                    Expr::Column(c) => schema.qualified_field_from_column(c).is_ok_and(|(_, f)| {
+                        matches!(f.data_type(), arrow::datatypes::DataType::Map(..))
+                    }),
                     _ => false,
                 };
                 match (is_map, string_literal(&expr.right)) {
@@ -110,9 +108,13 @@ impl ExprPlanner for TagOperators {
             }
             BinaryOperator::Eq | BinaryOperator::NotEq => {
                 let unquoted = if is_map_lookup(&expr.left) {
-                    string_literal(&expr.right).and_then(unquote_json).map(|s| (true, s))
+                    string_literal(&expr.right)
+                        .and_then(unquote_json)
+                        .map(|s| (true, s))
                 } else if is_map_lookup(&expr.right) {
-                    string_literal(&expr.left).and_then(unquote_json).map(|s| (false, s))
+                    string_literal(&expr.left)
+                        .and_then(unquote_json)
+                        .map(|s| (false, s))
                 } else {
                     None
                 };

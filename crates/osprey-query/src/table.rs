@@ -22,14 +22,23 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 use osprey_model::schema::col;
-use osprey_store::Snapshot;
+use osprey_store::{Snapshot, Store};
 
 use std::sync::Arc;
 
-/// The `spans` table at one instant.
+/// Where a table's data comes from.
+#[derive(Clone)]
+enum Source {
+    /// One instant: every scan of a query sees the same data.
+    Snapshot(Snapshot),
+    /// The store now: each scan takes a fresh snapshot (for long-lived sessions).
+    Live(Store),
+}
+
+/// The `spans` table.
 #[derive(Clone)]
 pub struct SpansTable {
-    snapshot: Snapshot,
+    source: Source,
     /// What the table shows: every stored column, or the public ones.
     schema: SchemaRef,
     /// The stored (file) schema.
@@ -37,8 +46,17 @@ pub struct SpansTable {
 }
 
 impl SpansTable {
-    /// The public `spans` table (without the attribute type columns).
+    /// The public `spans` table (without the attribute type columns) at one instant.
     pub fn new(snapshot: Snapshot) -> Self {
+        Self::public(Source::Snapshot(snapshot))
+    }
+
+    /// The public `spans` table over the live store (a new snapshot per scan).
+    pub fn live(store: Store) -> Self {
+        Self::public(Source::Live(store))
+    }
+
+    fn public(source: Source) -> Self {
         let stored = osprey_model::spans_schema();
         let public: Vec<usize> = (0..osprey_model::schema::PUBLIC_COLUMNS).collect();
         let schema = Arc::new(
@@ -47,7 +65,7 @@ impl SpansTable {
                 .unwrap_or_else(|_| (*stored).clone()),
         );
         SpansTable {
-            snapshot,
+            source,
             schema,
             stored,
         }
@@ -57,18 +75,26 @@ impl SpansTable {
     pub fn with_types(snapshot: Snapshot) -> Self {
         let stored = osprey_model::spans_schema();
         SpansTable {
-            snapshot,
+            source: Source::Snapshot(snapshot),
             schema: stored.clone(),
             stored,
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        match &self.source {
+            Source::Snapshot(s) => s.clone(),
+            Source::Live(store) => store.snapshot(),
         }
     }
 }
 
 impl std::fmt::Debug for SpansTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let live = matches!(self.source, Source::Live(_));
         f.debug_struct("SpansTable")
-            .field("segments", &self.snapshot.segments.len())
-            .field("batches", &self.snapshot.batches.len())
+            .field("live", &live)
+            .field("columns", &self.schema.fields().len())
             .finish()
     }
 }
@@ -249,6 +275,7 @@ impl TableProvider for SpansTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.snapshot();
         let range = TimeRange::from_filters(filters);
         let traces = trace_id_literals(filters);
         // Public-table column indices are the same in the stored schema (the hidden
@@ -256,8 +283,7 @@ impl TableProvider for SpansTable {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = Some(projection.unwrap_or(&all));
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let files: Vec<ListingTableUrl> = self
-            .snapshot
+        let files: Vec<ListingTableUrl> = snapshot
             .segments
             .iter()
             .filter(|s| range.overlaps(s.meta.min_time, s.meta.max_time))
@@ -277,8 +303,7 @@ impl TableProvider for SpansTable {
             let table = ListingTable::try_new(config)?;
             inputs.push(table.scan(state, projection, filters, limit).await?);
         }
-        let batches: Vec<_> = self
-            .snapshot
+        let batches: Vec<_> = snapshot
             .batches
             .iter()
             .filter(|b| batch_overlaps(b, &range))

@@ -44,9 +44,12 @@ pub struct UpArgs {
     /// Query API, health and metrics [default: 127.0.0.1:9201]
     #[arg(long, env = "OSPREY_HTTP_ADDR")]
     pub http_addr: Option<String>,
-    /// PostgreSQL wire protocol [default: 127.0.0.1:5433] (not served yet)
+    /// PostgreSQL wire protocol (database `osprey`) [default: 127.0.0.1:5433]
     #[arg(long, env = "OSPREY_PG_ADDR")]
     pub pg_addr: Option<String>,
+    /// Password PG clients must give (any user name); without it, no password is asked
+    #[arg(long, env = "OSPREY_PG_PASSWORD")]
+    pub pg_password: Option<String>,
     /// Jaeger thrift HTTP receiver [default: 127.0.0.1:14268] (not served yet)
     #[arg(long, env = "OSPREY_JAEGER_THRIFT_ADDR")]
     pub jaeger_thrift_addr: Option<String>,
@@ -96,6 +99,7 @@ impl UpArgs {
             grpc_addr: self.grpc_addr.clone(),
             http_addr: self.http_addr.clone(),
             pg_addr: self.pg_addr.clone(),
+            pg_password: self.pg_password.clone(),
             jaeger_thrift_addr: self.jaeger_thrift_addr.clone(),
             jaeger_grpc_addr: self.jaeger_grpc_addr.clone(),
             zipkin_addr: self.zipkin_addr.clone(),
@@ -121,6 +125,8 @@ struct Settings {
     otlp_http: Option<SocketAddr>,
     grpc: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    pg: Option<SocketAddr>,
+    pg_password: Option<String>,
     not_yet: Vec<(&'static str, Option<SocketAddr>)>,
 }
 
@@ -190,11 +196,9 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
         otlp_http: addr("otlp-http-addr", &s.otlp_http_addr, 4318)?,
         grpc: addr("grpc-addr", &s.grpc_addr, 9202)?,
         http: addr("http-addr", &s.http_addr, 9201)?,
+        pg: addr("pg-addr", &s.pg_addr, 5433)?,
+        pg_password: s.pg_password.clone().filter(|p| !p.is_empty()),
         not_yet: vec![
-            (
-                "PostgreSQL wire (pg-addr)",
-                addr("pg-addr", &s.pg_addr, 5433)?,
-            ),
             (
                 "Jaeger thrift (jaeger-thrift-addr)",
                 addr("jaeger-thrift-addr", &s.jaeger_thrift_addr, 14268)?,
@@ -388,6 +392,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let grpc = bind("grpc-addr", settings.grpc).await?;
     let otlp_http = bind("otlp-http-addr", settings.otlp_http).await?;
     let http = bind("http-addr", settings.http).await?;
+    let pg = bind("pg-addr", settings.pg).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -443,6 +448,27 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 .with_graceful_shutdown(stop)
                 .await
                 .map_err(anyhow::Error::from)
+        }));
+    }
+    if let Some(l) = pg {
+        let a = l.local_addr()?;
+        let auth = if settings.pg_password.is_some() {
+            "password required"
+        } else {
+            "no password"
+        };
+        say.push(format!(
+            "  {:<28} psql -h {} -p {} -d osprey  ({auth})",
+            "PostgreSQL wire",
+            a.ip(),
+            a.port()
+        ));
+        let opts = osprey_query::pg::PgOptions {
+            password: settings.pg_password.clone(),
+        };
+        let fut = osprey_query::pg::serve(l, engine.clone(), opts, shutdown_signal(&stop_rx));
+        tasks.push(tokio::spawn(async move {
+            fut.await.map_err(anyhow::Error::from)
         }));
     }
     for (name, addr) in &settings.not_yet {

@@ -276,10 +276,12 @@ impl Parser {
         };
         let op = match self.next() {
             Some(Tok::Op(op)) => op,
-            Some(t) => return Err(format!(
+            Some(t) => {
+                return Err(format!(
                 "expected a comparison operator (= != > >= < <= =~ !~) after the field, found {}",
                 show(&t)
-            )),
+            ))
+            }
             None => return Err("expected a comparison operator, found the end of the query".into()),
         };
         let lit = match self.next() {
