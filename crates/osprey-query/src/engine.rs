@@ -162,8 +162,10 @@ impl QueryEngine {
     /// database name), live tables (each scan sees the store as it is then), the Promscale
     /// views and `pg_catalog`.
     pub async fn live_session(&self, catalog: &str) -> Result<SessionContext, QueryError> {
+        // Osprey's own information_schema (PostgreSQL type names) replaces DataFusion's.
         let config = self
             .session_config()
+            .with_information_schema(false)
             .with_default_catalog_and_schema(catalog, "public");
         let mut ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
         ctx.register_table("spans", Arc::new(SpansTable::live(self.store.clone())))

@@ -7,6 +7,9 @@
 //! statement that would write (SQLSTATE 25006), optional cleartext password
 //! authentication, and SQLSTATEs mapped from the engine's error kinds.
 
+mod catalog;
+mod exec;
+
 use crate::engine::{QueryEngine, QueryError};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
@@ -23,9 +26,12 @@ use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::Response;
-use datafusion_postgres::pgwire::api::{ClientInfo, ErrorHandler, PgWireServerHandlers};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::{DfSessionService, QueryHook};
 use std::future::Future;
@@ -42,7 +48,7 @@ pub struct PgOptions {
     pub password: Option<String>,
 }
 
-fn pg_error(code: &str, msg: impl Into<String>) -> PgWireError {
+pub(crate) fn pg_error(code: &str, msg: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
         code.into(),
@@ -147,6 +153,12 @@ impl ErrorHandler for Errors {
         C: ClientInfo,
     {
         if let PgWireError::ApiError(inner) = error {
+            if let Some(pe) =
+                inner.downcast_ref::<datafusion::sql::sqlparser::parser::ParserError>()
+            {
+                *error = pg_error("42601", format!("syntax error: {pe}"));
+                return;
+            }
             if let Some(df) = inner.downcast_ref::<DataFusionError>() {
                 let code = sqlstate(df);
                 let msg = df.to_string();
@@ -169,13 +181,18 @@ impl AuthSource for OnePassword {
 }
 
 /// No authentication (the local default).
-struct Trust;
+struct Trust(Arc<ConnectionManager>);
 
-impl NoopStartupHandler for Trust {}
+impl NoopStartupHandler for Trust {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.0.clone())
+    }
+}
 
 struct Handlers<S> {
     service: Arc<DfSessionService>,
     startup: Arc<S>,
+    cancel: Arc<DefaultCancelHandler>,
 }
 
 impl<S: StartupHandler + 'static> PgWireServerHandlers for Handlers<S> {
@@ -190,6 +207,9 @@ impl<S: StartupHandler + 'static> PgWireServerHandlers for Handlers<S> {
     }
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
         Arc::new(Errors)
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
     }
 }
 
@@ -241,27 +261,39 @@ where
     F: Future<Output = ()> + Send,
 {
     let ctx = engine.live_session(DATABASE).await?;
+    catalog::register_functions(&ctx);
+    catalog::install_information_schema(&ctx, DATABASE)
+        .await
+        .map_err(|e| QueryError::Execution(format!("cannot build information_schema: {e}")))?;
     let hooks: Vec<Arc<dyn QueryHook>> = vec![
         Arc::new(ReadOnly),
+        Arc::new(exec::Execute {
+            cfg: Arc::new(engine.config().clone()),
+        }),
         Arc::new(CursorStatementHook),
         Arc::new(SetShowHook),
         Arc::new(TransactionStatementHook),
     ];
     let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
     let io = |e: std::io::Error| QueryError::Execution(format!("PG listener failed: {e}"));
+    let manager = Arc::new(ConnectionManager::new());
+    let cancel = Arc::new(DefaultCancelHandler::new(manager.clone()));
     match opts.password {
         Some(pw) => {
-            let startup = CleartextPasswordAuthStartupHandler::new(OnePassword(pw), parameters());
+            let startup = CleartextPasswordAuthStartupHandler::new(OnePassword(pw), parameters())
+                .with_connection_manager(manager);
             let handlers = Arc::new(Handlers {
                 service,
                 startup: Arc::new(startup),
+                cancel,
             });
             accept_loop(listener, handlers, stop).await.map_err(io)
         }
         None => {
             let handlers = Arc::new(Handlers {
                 service,
-                startup: Arc::new(Trust),
+                startup: Arc::new(Trust(manager)),
+                cancel,
             });
             accept_loop(listener, handlers, stop).await.map_err(io)
         }
