@@ -45,10 +45,14 @@ pub fn view_sql() -> Vec<String> {
     ]
 }
 
-/// Registers the tag operators and creates the views in `ctx`.
+/// Registers the tag operators and `time_bucket`, and creates the views in `ctx`.
 pub async fn install(ctx: &mut SessionContext) -> Result<()> {
     use datafusion::execution::FunctionRegistry;
     ctx.register_expr_planner(Arc::new(TagOperators))?;
+    // Timescale's time_bucket(interval, ts): DataFusion's date_bin, whose default origin
+    // (the epoch) gives the same buckets for intervals under a week.
+    let date_bin = datafusion::functions::datetime::date_bin();
+    SessionContext::register_udf(ctx, date_bin.as_ref().clone().with_aliases(["time_bucket"]));
     for sql in view_sql() {
         ctx.sql(&sql).await?;
     }

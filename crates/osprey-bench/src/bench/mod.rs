@@ -6,8 +6,11 @@
 //! checks that every acknowledged span is stored, times trace-by-id lookups and a per-service
 //! RED query over the hour of data, then does the same with PostgreSQL and a Promscale-like
 //! schema fed by COPY, and writes both side by side into BENCHMARKS.md.
+//!
+//! `osprey bench query` times the query front ends (SQL, PostgreSQL wire, Jaeger, Tempo).
 
 pub mod postgres;
+pub mod query;
 pub mod report;
 pub mod server;
 
@@ -23,6 +26,8 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Ingest, storage and query figures of `osprey up`, beside a PostgreSQL baseline
     Ingest(IngestArgs),
+    /// Latency of the query front ends: SQL, PostgreSQL wire, Jaeger and Tempo APIs
+    Query(query::QueryArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -62,6 +67,7 @@ pub struct IngestArgs {
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ingest(a) => ingest(a).await,
+        BenchCommand::Query(a) => query::run(a).await,
     }
 }
 

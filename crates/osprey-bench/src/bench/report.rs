@@ -221,13 +221,19 @@ pub fn render(f: &Figures, pg: Option<&PgFigures>, a: &IngestArgs) -> String {
 
 /// Replaces the generated section of `path` (or appends it; creates the file if needed).
 pub fn write_section(path: &Path, section: &str) -> Result<()> {
+    write_marked(path, section, BEGIN, END)
+}
+
+/// Replaces the text between `begin` and `end` in `path` with `section` (which carries the
+/// markers), or appends `section` when the markers are not there yet.
+pub fn write_marked(path: &Path, section: &str, begin: &str, end: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match (old.find(BEGIN), old.find(END)) {
+    let new = match (old.find(begin), old.find(end)) {
         (Some(b), Some(e)) if e > b => format!(
             "{}{}{}",
             &old[..b],
             section.trim_end(),
-            &old[e + END.len()..]
+            &old[e + end.len()..]
         ),
         _ => format!("{}\n{}", old.trim_end(), format_args!("\n{section}")),
     };

@@ -17,6 +17,8 @@ pub struct Server {
     pub grpc_endpoint: String,
     /// `http://127.0.0.1:PORT` of the query API.
     pub query_url: String,
+    /// The PostgreSQL wire port (database `osprey`, no password).
+    pub pg_port: u16,
     http: reqwest::Client,
 }
 
@@ -35,6 +37,7 @@ impl Server {
     ) -> Result<Server> {
         let grpc = free_port()?;
         let http_port = free_port()?;
+        let pg_port = free_port()?;
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(bin);
@@ -43,6 +46,7 @@ impl Server {
             .arg(data_dir)
             .args(["--otlp-grpc-addr", &format!("127.0.0.1:{grpc}")])
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
+            .args(["--pg-addr", &format!("127.0.0.1:{pg_port}")])
             .args(["--otlp-http-addr", "none", "--grpc-addr", "none"])
             .args(extra)
             .env("OSPREY_LOG", "info,datafusion=warn,h2=warn")
@@ -58,6 +62,7 @@ impl Server {
             pid,
             grpc_endpoint: format!("http://127.0.0.1:{grpc}"),
             query_url: format!("http://127.0.0.1:{http_port}"),
+            pg_port,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(600))
                 .build()?,
@@ -117,6 +122,25 @@ impl Server {
                 Some((k.to_string(), v.parse().ok()?))
             })
             .collect())
+    }
+
+    /// GETs `path` on the query port (with `accept` as Accept header); fails unless 200.
+    pub async fn get(&self, path: &str, accept: &str) -> Result<bytes::Bytes> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.query_url))
+            .header("accept", accept)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "GET {path} answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+        }
+        Ok(body)
     }
 
     /// Runs a query through `POST /api/sql`; returns the rows.
