@@ -127,19 +127,22 @@ pub async fn run(a: QueryArgs) -> Result<()> {
     // Searches: service + operation + one attribute value seen on that operation.
     let searches: Vec<(String, String, String, String)> = server
         .sql(&format!(
-            "select service_name, span_name, k, span_attributes[k] from \
-             (select service_name, span_name, span_attributes, \
-                     array_element(map_keys(span_attributes), 1) as k \
-              from spans where cardinality(map_keys(span_attributes)) > 0 \
-              and random() < 0.01 limit {})",
-            a.searches
+            "select service_name, span_name, span_attributes from spans \
+             where random() < 0.01 limit {}",
+            a.searches * 4
         ))
         .await?
         .iter()
         .filter_map(|r| {
             let s = |i: usize| r.get(i).and_then(|v| v.as_str()).map(str::to_string);
-            Some((s(0)?, s(1)?, s(2)?, s(3)?))
+            let (k, v) = r
+                .get(2)?
+                .as_object()?
+                .iter()
+                .find_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))?;
+            Some((s(0)?, s(1)?, k, v))
         })
+        .take(a.searches)
         .collect();
     if searches.is_empty() {
         bail!("found no span to build searches from");
