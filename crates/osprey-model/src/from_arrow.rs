@@ -474,12 +474,14 @@ pub fn to_otlp_span(r: &SpanRecord) -> Span {
     }
 }
 
+/// The spans of one instrumentation scope: (name, version, spans).
+type ScopeGroup = (String, String, Vec<Span>);
+
 /// Records grouped back into OTLP `ResourceSpans` (one per distinct resource, one
 /// `ScopeSpans` per scope), in the order first seen.
 pub fn to_resource_spans(records: &[SpanRecord]) -> Vec<ResourceSpans> {
     let mut order: Vec<String> = Vec::new();
-    let mut groups: BTreeMap<String, (Vec<Attr>, Vec<(String, String, Vec<Span>)>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<String, (Vec<Attr>, Vec<ScopeGroup>)> = BTreeMap::new();
     for r in records {
         let key = format!("{:?}", r.resource);
         let group = groups.entry(key.clone()).or_insert_with(|| {

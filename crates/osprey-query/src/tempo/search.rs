@@ -367,12 +367,13 @@ pub async fn tags_v2(State(engine): State<QueryEngine>, RawQuery(q): RawQuery) -
     }
 }
 
+/// A tag's value expressions, and its attribute key: (`Some(true)` span, `Some(false)`
+/// resource, `None` either; key).
+type ValueSource = (Vec<String>, Option<(Option<bool>, String)>);
+
 /// The SQL expressions holding a tag's values, and the tag's attribute key (none for
 /// intrinsics). `scoped` tags use TraceQL names (`resource.x`, `span.x`, `.x`, `name`).
-fn value_exprs(
-    tag: &str,
-    scoped: bool,
-) -> Result<(Vec<String>, Option<(Option<bool>, String)>), String> {
+fn value_exprs(tag: &str, scoped: bool) -> Result<ValueSource, String> {
     let attr = |k: &str, span: Option<bool>| {
         let q = quote(k);
         let mut exprs = Vec::new();
@@ -431,18 +432,15 @@ async fn distinct_values(
     Ok(all.into_iter().collect())
 }
 
-fn filter_for(p: &Params) -> Result<String, Response> {
-    let (start, end) = window(p).map_err(|m| fail(StatusCode::BAD_REQUEST, m))?;
+/// The span filter of a tag-values request (its time window and TraceQL `q`), or the
+/// message of a 400.
+fn filter_for(p: &Params) -> Result<String, String> {
+    let (start, end) = window(p)?;
     let mut filter = range_sql(start, end);
     if let Some(q) = p.one("q").filter(|q| !q.trim().is_empty()) {
         let cond = traceql::parse(q)
             .and_then(|query| traceql::any_span_sql(&query))
-            .map_err(|e| {
-                fail(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid TraceQL query: {e}"),
-                )
-            })?;
+            .map_err(|e| format!("invalid TraceQL query: {e}"))?;
         filter = format!("{filter} AND {cond}");
     }
     Ok(filter)
@@ -456,7 +454,7 @@ pub async fn values_v1(
     let p = Params::parse(q.as_deref());
     let filter = match filter_for(&p) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
     };
     let (exprs, _) = match value_exprs(&tag, false) {
         Ok(e) => e,
@@ -517,7 +515,7 @@ pub async fn values_v2(
     let p = Params::parse(q.as_deref());
     let filter = match filter_for(&p) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
     };
     let (exprs, key) = match value_exprs(&tag, true) {
         Ok(e) => e,

@@ -402,11 +402,7 @@ fn compare_text(expr: &str, op: Op, lit: &Lit) -> Result<String, String> {
     })
 }
 
-fn intrinsic_word(
-    field: &str,
-    lit: &Lit,
-    map: fn(&str) -> Option<&'static str>,
-) -> Result<String, String> {
+fn intrinsic_word(field: &str, lit: &Lit, map: WordMap) -> Result<String, String> {
     match lit {
         Lit::Word(w) | Lit::Str(w) => map(w)
             .map(quote)
@@ -414,6 +410,9 @@ fn intrinsic_word(
         other => Err(format!("{field} compares with a name, not {other:?}")),
     }
 }
+
+/// A TraceQL word (`error`, `server`) to the stored value.
+type WordMap = fn(&str) -> Option<&'static str>;
 
 fn status_of(w: &str) -> Option<&'static str> {
     Some(match w {
@@ -458,12 +457,11 @@ pub fn cond_sql(c: &Cond) -> Result<String, String> {
             Field::Name => compare_text("span_name", *op, lit)?,
             Field::StatusMessage => compare_text("status_message", *op, lit)?,
             Field::Status | Field::Kind => {
-                let (name, col, map): (&str, &str, fn(&str) -> Option<&'static str>) =
-                    if *field == Field::Status {
-                        ("status", "status_code", status_of)
-                    } else {
-                        ("kind", "span_kind", kind_of)
-                    };
+                let (name, col, map): (&str, &str, WordMap) = if *field == Field::Status {
+                    ("status", "status_code", status_of)
+                } else {
+                    ("kind", "span_kind", kind_of)
+                };
                 if !matches!(op, Op::Eq | Op::Ne) {
                     return Err(format!("{name} supports only = and !="));
                 }
