@@ -58,7 +58,7 @@ import pytest
 from psycopg import pq
 
 import sdk
-from conftest import Server, wait_until
+from conftest import Server, free_port, wait_until
 from sdk import BACKEND, FRONTEND, hex16, hex32
 
 PASSWORD = "secret"
@@ -975,3 +975,61 @@ def test_psql_with_and_without_password(pw_srv):
     p = psql(pw_srv, sql="SELECT 1")
     assert p.returncode == 2 and "password" in p.stderr.lower(), \
         f"psql without a password: exit {p.returncode}, stderr {p.stderr!r}"
+
+
+# ---------------------------------------------------------------- TLS
+
+def _self_signed(tmp_path):
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_is_offered_and_optional(make_server, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    server = make_server(f"--pg-tls-cert={cert}", f"--pg-tls-key={key}")
+    wait_until(lambda: pg_listening(server), timeout=15, what="the PG listener")
+    with connect(server, sslmode="require") as c:
+        assert c.pgconn.ssl_in_use, "sslmode=require should give an encrypted connection"
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    with connect(server, sslmode="disable") as c:
+        assert not c.pgconn.ssl_in_use
+        assert c.execute("SELECT 1").fetchone() == (1,), "TLS is offered, not required"
+
+
+def test_tls_with_psql(make_server, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    server = make_server(f"--pg-tls-cert={cert}", f"--pg-tls-key={key}")
+    wait_until(lambda: pg_listening(server), timeout=15, what="the PG listener")
+    out = subprocess.run(
+        ["psql", f"postgresql://anyuser@127.0.0.1:{server.pg_port}/osprey?sslmode=require",
+         "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 40 + 2"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "42", (out.returncode, out.stdout, out.stderr)
+
+
+def test_tls_key_without_cert_is_refused(binary, tmp_path):
+    _, key = _self_signed(tmp_path)
+    out = subprocess.run(
+        [str(binary), "up", "--data-dir", str(tmp_path / "d"), "--pg-tls-key", str(key),
+         "--otlp-grpc-addr", "none", "--otlp-http-addr", "none", "--grpc-addr", "none",
+         "--http-addr", "none", "--pg-addr", "none"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0, out
+    assert "--pg-tls-cert" in out.stderr, out.stderr
+
+
+def test_tls_unreadable_cert_names_the_file(binary, tmp_path):
+    _, key = _self_signed(tmp_path)
+    missing = tmp_path / "nope.crt"
+    port = free_port()
+    out = subprocess.run(
+        [str(binary), "up", "--data-dir", str(tmp_path / "d"), "--pg-tls-cert", str(missing),
+         "--pg-tls-key", str(key), "--otlp-grpc-addr", "none", "--otlp-http-addr", "none",
+         "--grpc-addr", "none", "--http-addr", "none", "--pg-addr", f"127.0.0.1:{port}"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0, out
+    assert "nope.crt" in out.stderr, out.stderr

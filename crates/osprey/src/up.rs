@@ -2,7 +2,7 @@
 //! port serves SQL, health and metrics over the same store.
 
 use crate::config::{self, UpFile};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -50,6 +50,12 @@ pub struct UpArgs {
     /// Password PG clients must give (any user name); without it, no password is asked
     #[arg(long, env = "OSPREY_PG_PASSWORD")]
     pub pg_password: Option<String>,
+    /// PEM certificate (chain) for TLS on the PostgreSQL port; needs --pg-tls-key
+    #[arg(long, env = "OSPREY_PG_TLS_CERT")]
+    pub pg_tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the PostgreSQL port; needs --pg-tls-cert
+    #[arg(long, env = "OSPREY_PG_TLS_KEY")]
+    pub pg_tls_key: Option<PathBuf>,
     /// Jaeger thrift HTTP receiver [default: 127.0.0.1:14268] (not served yet)
     #[arg(long, env = "OSPREY_JAEGER_THRIFT_ADDR")]
     pub jaeger_thrift_addr: Option<String>,
@@ -100,6 +106,8 @@ impl UpArgs {
             http_addr: self.http_addr.clone(),
             pg_addr: self.pg_addr.clone(),
             pg_password: self.pg_password.clone(),
+            pg_tls_cert: self.pg_tls_cert.clone(),
+            pg_tls_key: self.pg_tls_key.clone(),
             jaeger_thrift_addr: self.jaeger_thrift_addr.clone(),
             jaeger_grpc_addr: self.jaeger_grpc_addr.clone(),
             zipkin_addr: self.zipkin_addr.clone(),
@@ -127,6 +135,7 @@ struct Settings {
     http: Option<SocketAddr>,
     pg: Option<SocketAddr>,
     pg_password: Option<String>,
+    pg_tls: Option<(PathBuf, PathBuf)>,
     not_yet: Vec<(&'static str, Option<SocketAddr>)>,
 }
 
@@ -198,6 +207,14 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
         http: addr("http-addr", &s.http_addr, 9201)?,
         pg: addr("pg-addr", &s.pg_addr, 5433)?,
         pg_password: s.pg_password.clone().filter(|p| !p.is_empty()),
+        pg_tls: match (s.pg_tls_cert.clone(), s.pg_tls_key.clone()) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                bail!("--pg-tls-cert needs --pg-tls-key (the certificate's private key)")
+            }
+            (None, Some(_)) => bail!("--pg-tls-key needs --pg-tls-cert (the certificate)"),
+        },
         not_yet: vec![
             (
                 "Jaeger thrift (jaeger-thrift-addr)",
@@ -452,10 +469,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     if let Some(l) = pg {
         let a = l.local_addr()?;
-        let auth = if settings.pg_password.is_some() {
-            "password required"
-        } else {
-            "no password"
+        let auth = match (settings.pg_password.is_some(), settings.pg_tls.is_some()) {
+            (true, true) => "password required, TLS available",
+            (true, false) => "password required",
+            (false, true) => "no password, TLS available",
+            (false, false) => "no password",
         };
         say.push(format!(
             "  {:<28} psql -h {} -p {} -d osprey  ({auth})",
@@ -465,6 +483,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         ));
         let opts = osprey_query::pg::PgOptions {
             password: settings.pg_password.clone(),
+            tls: settings.pg_tls.clone(),
         };
         let fut = osprey_query::pg::serve(l, engine.clone(), opts, shutdown_signal(&stop_rx));
         tasks.push(tokio::spawn(async move {

@@ -5,7 +5,7 @@
 //! `information_schema` for clients' table pickers) comes from `datafusion-postgres`. Osprey
 //! adds: the database `osprey` with live `spans` and `ps_trace` tables, refusal of every
 //! statement that would write (SQLSTATE 25006), optional cleartext password
-//! authentication, and SQLSTATEs mapped from the engine's error kinds.
+//! authentication, optional TLS, and SQLSTATEs mapped from the engine's error kinds.
 
 mod catalog;
 mod exec;
@@ -46,6 +46,49 @@ pub const DATABASE: &str = "osprey";
 pub struct PgOptions {
     /// When set, clients must give this password (cleartext password exchange).
     pub password: Option<String>,
+    /// PEM certificate chain and private key: clients may then switch to TLS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// A TLS acceptor from PEM files; errors name the file and what was wrong.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, QueryError> {
+    use tokio_rustls::rustls;
+    let bad = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        QueryError::Invalid(format!("{what} {}: {e}", path.display()))
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| bad("cannot read TLS file", path, &e))
+    };
+    let cert_pem = read(cert)?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("invalid PEM certificate in", cert, &e))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "no certificate found in",
+            cert,
+            &"expected a PEM CERTIFICATE block",
+        ));
+    }
+    let key_pem = read(key)?;
+    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| bad("invalid PEM private key in", key, &e))?
+        .ok_or_else(|| {
+            bad(
+                "no private key found in",
+                key,
+                &"expected a PEM PRIVATE KEY block",
+            )
+        })?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| bad("certificate and key do not form a usable pair:", cert, &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 pub(crate) fn pg_error(code: &str, msg: impl Into<String>) -> PgWireError {
@@ -221,7 +264,12 @@ fn parameters() -> DefaultServerParameterProvider {
     p
 }
 
-async fn accept_loop<H, F>(listener: TcpListener, handlers: Arc<H>, stop: F) -> std::io::Result<()>
+async fn accept_loop<H, F>(
+    listener: TcpListener,
+    handlers: Arc<H>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: F,
+) -> std::io::Result<()>
 where
     H: PgWireServerHandlers + Send + Sync,
     F: Future<Output = ()> + Send,
@@ -233,9 +281,10 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((socket, addr)) => {
                     let h = handlers.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         if let Err(e) =
-                            datafusion_postgres::pgwire::tokio::process_socket(socket, None, h).await
+                            datafusion_postgres::pgwire::tokio::process_socket(socket, tls, h).await
                         {
                             tracing::debug!(%addr, error = %e, "PG connection ended with an error");
                         }
@@ -260,6 +309,10 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
+    let tls = match &opts.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
     let ctx = engine.live_session(DATABASE).await?;
     catalog::register_functions(&ctx);
     catalog::install_information_schema(&ctx, DATABASE)
@@ -287,7 +340,7 @@ where
                 startup: Arc::new(startup),
                 cancel,
             });
-            accept_loop(listener, handlers, stop).await.map_err(io)
+            accept_loop(listener, handlers, tls, stop).await.map_err(io)
         }
         None => {
             let handlers = Arc::new(Handlers {
@@ -295,7 +348,7 @@ where
                 startup: Arc::new(Trust(manager)),
                 cancel,
             });
-            accept_loop(listener, handlers, stop).await.map_err(io)
+            accept_loop(listener, handlers, tls, stop).await.map_err(io)
         }
     }
 }
