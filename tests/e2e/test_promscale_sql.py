@@ -820,3 +820,56 @@ def test_writes_are_refused(srv, ds, sql):
     assert "read-only" in err.lower(), f"{sql!r}: {err}"
     assert values(srv, "SELECT count(*) FROM ps_trace.span") == [[len(ds.spans)]], \
         "the data should be untouched"
+
+
+# ---------------------------------------------------------------- trace functions
+
+def _sdk_tree(ds, name):
+    """span hex → parent hex (None for a root or a parent outside the trace) of trace `name`."""
+    spans = ds.trace_spans(name)
+    ids = {hex16(s.context.span_id) for s in spans}
+    out = {}
+    for s in spans:
+        p = hex16(s.parent.span_id) if s.parent is not None else None
+        out[hex16(s.context.span_id)] = p if p in ids else None
+    return out
+
+
+def _path_to_root(tree, span):
+    path = [span]
+    while tree[path[-1]] is not None:
+        path.append(tree[path[-1]])
+    return path
+
+
+def test_trace_tree_levels_and_paths(srv, ds):
+    tree = _sdk_tree(ds, "A")
+    got = rows(srv, f"select * from trace_tree('{ds.trace_hex('A')}')")
+    assert {r["span_id"] for r in got} == set(tree), got
+    for r in got:
+        want_path = list(reversed(_path_to_root(tree, r["span_id"])))
+        assert r["trace_id"] == ds.trace_hex("A"), r
+        assert r["path"] == want_path, f"path of {r['span_id']}: {r['path']} want {want_path}"
+        assert r["lvl"] == len(want_path), r
+        assert r["parent_span_id"] == (None if len(want_path) == 1 else want_path[-2]) or \
+            r["parent_span_id"] == tree[r["span_id"]], r
+
+
+def test_upstream_and_downstream_spans(srv, ds):
+    tree = _sdk_tree(ds, "A")
+    depth = {s: len(_path_to_root(tree, s)) for s in tree}
+    leaf = max(tree, key=lambda s: (depth[s], s))
+    up = rows(srv, f"select span_id, dist, path from upstream_spans('{ds.trace_hex('A')}', '{leaf}')")
+    chain = _path_to_root(tree, leaf)
+    assert [r["span_id"] for r in sorted(up, key=lambda r: r["dist"])] == chain, up
+    assert [r["dist"] for r in sorted(up, key=lambda r: r["dist"])] == list(range(len(chain)))
+    root = chain[-1]
+    down = rows(srv, f"select span_id, dist from downstream_spans('{ds.trace_hex('A')}', '{root}')")
+    assert {r["span_id"] for r in down} == set(tree), "every span of A is below its root"
+    near = rows(srv, f"select span_id, dist from downstream_spans('{ds.trace_hex('A')}', '{root}', 1)")
+    assert {r["span_id"] for r in near} == {root} | {s for s, p in tree.items() if p == root}, near
+    assert rows(srv, f"select * from upstream_spans('{ds.trace_hex('A')}', 'ffffffffffffffff')") == []
+
+
+def test_trace_function_bad_arguments_are_400(srv, ds):
+    assert "upstream_spans" in error_of(srv, "select * from upstream_spans('abc')")

@@ -148,13 +148,14 @@ impl QueryEngine {
         let ctx =
             SessionContext::new_with_config_rt(self.session_config(), self.df_runtime.clone());
         let snapshot = self.store.snapshot();
-        let table = if typed {
-            SpansTable::with_types(snapshot)
+        let table = Arc::new(if typed {
+            SpansTable::with_types(snapshot.clone())
         } else {
-            SpansTable::new(snapshot)
-        };
-        ctx.register_table("spans", Arc::new(table))
+            SpansTable::new(snapshot.clone())
+        });
+        ctx.register_table("spans", table)
             .map_err(QueryError::from_df)?;
+        crate::promscale::register_functions(&ctx, Arc::new(SpansTable::new(snapshot)));
         Ok(ctx)
     }
 
@@ -168,8 +169,10 @@ impl QueryEngine {
             .with_information_schema(false)
             .with_default_catalog_and_schema(catalog, "public");
         let mut ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
-        ctx.register_table("spans", Arc::new(SpansTable::live(self.store.clone())))
+        let table = Arc::new(SpansTable::live(self.store.clone()));
+        ctx.register_table("spans", table.clone())
             .map_err(QueryError::from_df)?;
+        crate::promscale::register_functions(&ctx, table);
         crate::promscale::install(&mut ctx)
             .await
             .map_err(QueryError::from_df)?;

@@ -1,11 +1,15 @@
 //! Promscale compatibility: the `ps_trace.span`, `ps_trace.event` and `ps_trace.link` views
-//! with Promscale's column names, and its tag operators `->` / `->>` on attribute maps.
+//! with Promscale's column names, its tag operators `->` / `->>` on attribute maps, and its
+//! trace functions ([`tree`]).
 //!
 //! Differences from Promscale are listed in `docs/sql.md`: ids are hex text (Promscale used a
 //! uuid type and bigint span ids), tag values are text (Promscale used jsonb), so
 //! `span_tags -> 'k'` gives the text, and a JSON-quoted string literal compared with a tag
 //! (`span_tags -> 'http.method' = '"GET"'`, Promscale's idiom) is unquoted so that it works.
 
+mod tree;
+
+use crate::table::SpansTable;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
@@ -43,6 +47,29 @@ pub fn view_sql() -> Vec<String> {
          FROM (SELECT *, unnest(links) AS l FROM (SELECT links, SPAN_COLUMNS_HERE FROM spans))"
             .replace("SPAN_COLUMNS_HERE", SPAN_COLUMNS),
     ]
+}
+
+/// Registers Promscale's trace functions (`trace_tree`, `upstream_spans`,
+/// `downstream_spans`) over `table`.
+pub fn register_functions(ctx: &SessionContext, table: Arc<SpansTable>) {
+    for walk in [
+        tree::Walk::Tree,
+        tree::Walk::Upstream,
+        tree::Walk::Downstream,
+    ] {
+        let name = match walk {
+            tree::Walk::Tree => "trace_tree",
+            tree::Walk::Upstream => "upstream_spans",
+            tree::Walk::Downstream => "downstream_spans",
+        };
+        ctx.register_udtf(
+            name,
+            Arc::new(tree::TraceFn {
+                walk,
+                table: table.clone(),
+            }),
+        );
+    }
 }
 
 /// Registers the tag operators and `time_bucket`, and creates the views in `ctx`.
