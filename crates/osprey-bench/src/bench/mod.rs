@@ -114,6 +114,19 @@ async fn with_rss_sampling<T>(pid: u32, fut: impl std::future::Future<Output = T
     (out, peak.load(std::sync::atomic::Ordering::Relaxed))
 }
 
+/// A fresh directory for a benchmark's data, under `work_dir` or the system temp dir;
+/// removed when dropped.
+fn work_tempdir(work_dir: Option<&std::path::Path>) -> Result<tempfile::TempDir> {
+    let b = tempfile::Builder::new().prefix("osprey-bench-").to_owned();
+    Ok(match work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            b.tempdir_in(d)?
+        }
+        None => b.tempdir()?,
+    })
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -123,15 +136,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("locating the osprey binary")?,
     };
-    let tmp = match &a.work_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            tempfile::Builder::new()
-                .prefix("osprey-bench-")
-                .tempdir_in(d)?
-        }
-        None => tempfile::Builder::new().prefix("osprey-bench-").tempdir()?,
-    };
+    let tmp = work_tempdir(a.work_dir.as_deref())?;
     let data = tmp.path().join("osprey-data");
     let mut f = Figures {
         spans_target: a.spans,

@@ -83,15 +83,7 @@ pub async fn run(a: QueryArgs) -> Result<()> {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("locating the osprey binary")?,
     };
-    let tmp = match &a.work_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            tempfile::Builder::new()
-                .prefix("osprey-bench-")
-                .tempdir_in(d)?
-        }
-        None => tempfile::Builder::new().prefix("osprey-bench-").tempdir()?,
-    };
+    let tmp = super::work_tempdir(a.work_dir.as_deref())?;
     let data = tmp.path().join("osprey-data");
     eprintln!("bench query: loading {} spans", a.spans);
     let server = Server::start(&bin, &data, &tmp.path().join("load.log"), &[]).await?;

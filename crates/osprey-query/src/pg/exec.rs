@@ -146,8 +146,13 @@ impl Execute {
                 ))
             }
         };
+        // Re-read the collected batches in order: one partition, so the engine cannot split
+        // them across partitions and interleave them (ORDER BY must survive).
         let table = MemTable::try_new(schema, vec![batches]).map_err(api)?;
-        let df = ctx.read_table(Arc::new(table)).map_err(api)?;
+        let single = SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+        );
+        let df = single.read_table(Arc::new(table)).map_err(api)?;
         let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let resp = encode_dataframe(df, &Format::UnifiedText, Some(opts)).await?;
         Ok(Response::Query(resp))

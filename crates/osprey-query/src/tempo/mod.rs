@@ -87,27 +87,6 @@ fn protobuf(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/protobuf")], bytes).into_response()
 }
 
-async fn trace_v1(
-    State(engine): State<QueryEngine>,
-    Path(trace_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let batches = match load(&engine, &trace_id).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if wants_protobuf(&headers) {
-        // tempopb.Trace is field 1 = repeated ResourceSpans: the bytes of OTLP TracesData.
-        return protobuf(
-            TracesData {
-                resource_spans: batches,
-            }
-            .encode_to_vec(),
-        );
-    }
-    Json(json!({ "batches": batches })).into_response()
-}
-
 /// tempopb.TraceByIDResponse: `trace` (field 1) and `status` (field 3, COMPLETE = 0).
 #[derive(Clone, PartialEq, prost::Message)]
 struct TraceByIdResponse {
@@ -115,24 +94,40 @@ struct TraceByIdResponse {
     trace: Option<TracesData>,
 }
 
+/// Trace by id, as `/api/traces/{id}` (`v2` false) or `/api/v2/traces/{id}` answer it.
+async fn trace(engine: QueryEngine, trace_id: String, headers: HeaderMap, v2: bool) -> Response {
+    let batches = match load(&engine, &trace_id).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let data = TracesData {
+        resource_spans: batches,
+    };
+    match (wants_protobuf(&headers), v2) {
+        // tempopb.Trace is field 1 = repeated ResourceSpans: the bytes of OTLP TracesData.
+        (true, false) => protobuf(data.encode_to_vec()),
+        (true, true) => protobuf(TraceByIdResponse { trace: Some(data) }.encode_to_vec()),
+        (false, false) => Json(json!({ "batches": data.resource_spans })).into_response(),
+        (false, true) => Json(json!({
+            "trace": { "resourceSpans": data.resource_spans },
+            "status": "COMPLETE",
+        }))
+        .into_response(),
+    }
+}
+
+async fn trace_v1(
+    State(engine): State<QueryEngine>,
+    Path(trace_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    trace(engine, trace_id, headers, false).await
+}
+
 async fn trace_v2(
     State(engine): State<QueryEngine>,
     Path(trace_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let batches = match load(&engine, &trace_id).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if wants_protobuf(&headers) {
-        return protobuf(
-            TraceByIdResponse {
-                trace: Some(TracesData {
-                    resource_spans: batches,
-                }),
-            }
-            .encode_to_vec(),
-        );
-    }
-    Json(json!({ "trace": { "resourceSpans": batches }, "status": "COMPLETE" })).into_response()
+    trace(engine, trace_id, headers, true).await
 }

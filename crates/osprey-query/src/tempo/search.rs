@@ -446,18 +446,23 @@ fn filter_for(p: &Params) -> Result<String, String> {
     Ok(filter)
 }
 
+/// A tag-values request's span filter and value source, or the message of a 400.
+fn value_request(
+    query: Option<&str>,
+    tag: &str,
+    scoped: bool,
+) -> Result<(String, ValueSource), String> {
+    let p = Params::parse(query);
+    Ok((filter_for(&p)?, value_exprs(tag, scoped)?))
+}
+
 pub async fn values_v1(
     State(engine): State<QueryEngine>,
     Path(tag): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let p = Params::parse(q.as_deref());
-    let filter = match filter_for(&p) {
-        Ok(f) => f,
-        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
-    };
-    let (exprs, _) = match value_exprs(&tag, false) {
-        Ok(e) => e,
+    let (filter, (exprs, _)) = match value_request(q.as_deref(), &tag, false) {
+        Ok(r) => r,
         Err(m) => return fail(StatusCode::BAD_REQUEST, m),
     };
     match distinct_values(&engine, &exprs, &filter).await {
@@ -512,13 +517,8 @@ pub async fn values_v2(
     Path(tag): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let p = Params::parse(q.as_deref());
-    let filter = match filter_for(&p) {
-        Ok(f) => f,
-        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
-    };
-    let (exprs, key) = match value_exprs(&tag, true) {
-        Ok(e) => e,
+    let (filter, (exprs, key)) = match value_request(q.as_deref(), &tag, true) {
+        Ok(r) => r,
         Err(m) => return fail(StatusCode::BAD_REQUEST, m),
     };
     let values = match distinct_values(&engine, &exprs, &filter).await {
