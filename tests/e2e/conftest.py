@@ -257,6 +257,20 @@ def server(make_server) -> Server:
     return make_server()
 
 
+# Modules that share one server and one SDK data load define a module-scoped `env` fixture
+# yielding (server, dataset); these two give its parts to the tests.
+@pytest.fixture
+def srv(env, request) -> Server:
+    server, _ = env
+    request.node._osprey_servers = [server]  # attach its log to a failing test's report
+    return server
+
+
+@pytest.fixture
+def ds(env):
+    return env[1]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -58,18 +58,6 @@ def env(binary, tmp_path_factory):
         server.kill9()
 
 
-@pytest.fixture
-def srv(env, request) -> Server:
-    server, _ = env
-    request.node._osprey_servers = [server]  # attach its log to a failing test's report
-    return server
-
-
-@pytest.fixture
-def ds(env) -> sdk.Dataset:
-    return env[1]
-
-
 def _trace_complete(server, ds, name) -> bool:
     r = requests.get(f"{server.api}/api/traces/{ds.trace_hex(name)}", timeout=10)
     if r.status_code != 200:

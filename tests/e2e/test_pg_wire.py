@@ -96,18 +96,6 @@ def env(binary, tmp_path_factory):
         server.kill9()
 
 
-@pytest.fixture
-def srv(env, request) -> Server:
-    server, _ = env
-    request.node._osprey_servers = [server]  # attach its log to a failing test's report
-    return server
-
-
-@pytest.fixture
-def ds(env) -> sdk.Dataset:
-    return env[1]
-
-
 @pytest.fixture(scope="module")
 def pw_server(binary, tmp_path_factory):
     """A server that asks for a password (`--pg-password secret`)."""

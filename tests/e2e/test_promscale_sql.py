@@ -80,18 +80,6 @@ def env(request, binary, tmp_path_factory):
         server.kill9()
 
 
-@pytest.fixture
-def srv(env, request) -> Server:
-    server, _ = env
-    request.node._osprey_servers = [server]  # attach its log to a failing test's report
-    return server
-
-
-@pytest.fixture
-def ds(env) -> sdk.Dataset:
-    return env[1]
-
-
 # ---------------------------------------------------------------- helpers
 
 def rows(server, sql: str) -> list[dict]:
