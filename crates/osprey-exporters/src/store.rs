@@ -2,7 +2,7 @@
 //! the store has it in its write-ahead log.
 
 use bytes::Bytes;
-use osprey_pipeline::{ConsumeError, TraceBatch, TraceConsumer};
+use osprey_pipeline::{Batch, ConsumeError, Consumer, Payload};
 use osprey_store::{Store, StoreError};
 use prost::Message;
 use std::time::Duration;
@@ -21,16 +21,22 @@ impl StoreExporter {
 }
 
 #[async_trait::async_trait]
-impl TraceConsumer for StoreExporter {
-    async fn consume_traces(&self, batch: TraceBatch) -> Result<(), ConsumeError> {
-        if batch.request.resource_spans.is_empty() {
+impl Consumer for StoreExporter {
+    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let Payload::Traces(request) = &batch.payload else {
+            return Err(ConsumeError::Permanent(format!(
+                "the osprey store keeps traces only; {} are not stored yet",
+                batch.signal()
+            )));
+        };
+        if request.resource_spans.is_empty() {
             return Ok(());
         }
-        let rows = osprey_model::request_to_batch(&batch.request)
+        let rows = osprey_model::request_to_batch(request)
             .map_err(|e| ConsumeError::Permanent(format!("cannot convert spans: {e}")))?;
         let payload = batch
             .encoded
-            .unwrap_or_else(|| Bytes::from(batch.request.encode_to_vec()));
+            .unwrap_or_else(|| Bytes::from(request.encode_to_vec()));
         match self.store.append(payload, rows).await {
             Ok(_) => Ok(()),
             Err(StoreError::Overloaded { buffered, limit }) => Err(ConsumeError::Overloaded {

@@ -1,5 +1,5 @@
 //! Receivers: the components at the start of a pipeline. Each one speaks a wire protocol,
-//! decodes and sanitizes what arrives, hands it to the next [`osprey_pipeline::TraceConsumer`],
+//! decodes and sanitizes what arrives, hands it to the next [`osprey_pipeline::Consumer`],
 //! and acknowledges its client only once that consumer accepted the data.
 //!
 //! - [`otlp`]: OTLP over gRPC (`TraceService/Export`) and over HTTP (`POST /v1/traces`,

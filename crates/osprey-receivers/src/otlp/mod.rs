@@ -149,8 +149,9 @@ impl TraceIngest {
         if report.accepted == 0 {
             return Ok(outcome);
         }
-        let batch = TraceBatch { request, encoded };
-        match self.consumer.consume_traces(batch).await {
+        let mut batch = TraceBatch::traces(request);
+        batch.encoded = encoded;
+        match self.consumer.consume(batch).await {
             Ok(()) => {
                 self.stats
                     .spans_accepted
@@ -190,8 +191,8 @@ pub(crate) mod testutil {
     }
 
     #[async_trait::async_trait]
-    impl osprey_pipeline::TraceConsumer for Recorder {
-        async fn consume_traces(&self, batch: TraceBatch) -> Result<(), ConsumeError> {
+    impl osprey_pipeline::Consumer for Recorder {
+        async fn consume(&self, batch: TraceBatch) -> Result<(), ConsumeError> {
             if let Some(e) = self
                 .refuse
                 .lock()
