@@ -4,4 +4,8 @@
 //! store ([`store::StoreExporter`]). The OTLP, debug and remote-write exporters of the
 //! collector join it here.
 
+pub mod debug;
+pub mod otlp;
+pub mod prw;
+pub mod otlphttp;
 pub mod store;

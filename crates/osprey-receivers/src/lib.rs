@@ -7,6 +7,8 @@
 //!
 //! Jaeger, Zipkin and Prometheus remote-write receivers join this crate later.
 
+pub mod jaeger;
 pub mod otlp;
+pub mod zipkin;
 
 pub use otlp::{OtlpConfig, TraceIngest};

@@ -1,6 +1,7 @@
 //! The `osprey` command: each subcommand wires the library crates; no logic of its own
 //! beyond reading flags and printing.
 
+mod collector;
 mod config;
 mod sql;
 mod up;
@@ -38,11 +39,8 @@ enum Command {
         #[command(subcommand)]
         command: osprey_bench::bench::BenchCommand,
     },
-    /// Run OpenTelemetry Collector pipelines from a Collector YAML file (not built yet)
-    Collector {
-        #[arg(long)]
-        config: Option<std::path::PathBuf>,
-    },
+    /// Run OpenTelemetry Collector pipelines from Collector YAML (`validate` only checks it)
+    Collector(collector::CollectorArgs),
     /// The Kubernetes operator (not built yet)
     Operator,
     /// Install the whole stack into the current kube context (not built yet)
@@ -81,7 +79,7 @@ async fn main() -> std::process::ExitCode {
         Command::Sql(a) => sql::run(a).await,
         Command::Loadgen(a) => osprey_bench::run_loadgen(a).await.map(|_| ()),
         Command::Bench { command } => osprey_bench::bench::run(command).await,
-        Command::Collector { .. } => not_built("collector"),
+        Command::Collector(a) => collector::run(a).await,
         Command::Operator => not_built("operator"),
         Command::Install { .. } => not_built("install"),
     };

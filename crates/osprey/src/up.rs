@@ -376,7 +376,8 @@ fn shutdown_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Sen
     }
 }
 
-async fn wait_for_stop() {
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn wait_for_stop() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

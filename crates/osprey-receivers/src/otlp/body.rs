@@ -132,6 +132,38 @@ pub fn decode(encoding: Encoding, body: &[u8]) -> Result<TraceRequest, BodyError
     }
 }
 
+/// Decodes an `ExportMetricsServiceRequest` in the given encoding.
+pub fn decode_metrics(
+    encoding: Encoding,
+    body: &[u8],
+) -> Result<osprey_pipeline::MetricsRequest, BodyError> {
+    decode_any(encoding, body, "ExportMetricsServiceRequest")
+}
+
+/// Decodes an `ExportLogsServiceRequest` in the given encoding.
+pub fn decode_logs(
+    encoding: Encoding,
+    body: &[u8],
+) -> Result<osprey_pipeline::LogsRequest, BodyError> {
+    decode_any(encoding, body, "ExportLogsServiceRequest")
+}
+
+fn decode_any<T>(encoding: Encoding, body: &[u8], what: &'static str) -> Result<T, BodyError>
+where
+    T: Message + Default + serde::de::DeserializeOwned,
+{
+    match encoding {
+        Encoding::Protobuf => T::decode(body).map_err(|e| BodyError::Corrupt {
+            encoding: "protobuf",
+            reason: format!("{what}: {e}"),
+        }),
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| BodyError::Corrupt {
+            encoding: "OTLP/JSON",
+            reason: format!("{what}: {e}"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! OTLP/gRPC: `TraceService/Export`, plus metrics and logs services that answer
-//! UNIMPLEMENTED with a message saying they are not supported yet.
+//! OTLP/gRPC: `TraceService/Export`, `MetricsService/Export` and `LogsService/Export`. A
+//! signal the receiver has no consumer for is answered UNIMPLEMENTED with a message.
 //!
 //! Status codes follow the OTLP spec: INVALID_ARGUMENT for bad data, RESOURCE_EXHAUSTED
 //! (without RetryInfo, so not retried) for a message over the size limit, UNAVAILABLE with
@@ -45,6 +45,7 @@ pub fn to_status(err: &IngestError) -> Status {
         ),
         IngestError::Unavailable(_) => Status::unavailable(msg),
         IngestError::Internal(_) => Status::internal(msg),
+        IngestError::NotServed(_) => Status::unimplemented(msg),
     }
 }
 
@@ -61,29 +62,33 @@ impl TraceService for Traces {
     }
 }
 
-struct NotYet;
+struct Metrics(TraceIngest);
 
 #[tonic::async_trait]
-impl MetricsService for NotYet {
+impl MetricsService for Metrics {
     async fn export(
         &self,
-        _: Request<ExportMetricsServiceRequest>,
+        request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        Err(Status::unimplemented(
-            "OTLP metrics are not supported yet by osprey; only traces are stored",
-        ))
+        match self.0.export_metrics(request.into_inner()).await {
+            Ok(_) => Ok(Response::new(ExportMetricsServiceResponse::default())),
+            Err(e) => Err(to_status(&e)),
+        }
     }
 }
 
+struct Logs(TraceIngest);
+
 #[tonic::async_trait]
-impl LogsService for NotYet {
+impl LogsService for Logs {
     async fn export(
         &self,
-        _: Request<ExportLogsServiceRequest>,
+        request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        Err(Status::unimplemented(
-            "OTLP logs are not supported yet by osprey; only traces are stored",
-        ))
+        match self.0.export_logs(request.into_inner()).await {
+            Ok(_) => Ok(Response::new(ExportLogsServiceResponse::default())),
+            Err(e) => Err(to_status(&e)),
+        }
     }
 }
 
@@ -92,15 +97,23 @@ pub fn router(
     ingest: TraceIngest,
 ) -> Router<tower::layer::util::Stack<OversizeLayer, tower::layer::util::Identity>> {
     let limit = ingest.config().max_request_bytes;
-    let traces = TraceServiceServer::new(Traces(ingest))
+    let traces = TraceServiceServer::new(Traces(ingest.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit);
+    let metrics = MetricsServiceServer::new(Metrics(ingest.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit);
+    let logs = LogsServiceServer::new(Logs(ingest))
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(limit);
     tonic::transport::Server::builder()
         .layer(OversizeLayer)
         .add_service(traces)
-        .add_service(MetricsServiceServer::new(NotYet))
-        .add_service(LogsServiceServer::new(NotYet))
+        .add_service(metrics)
+        .add_service(logs)
 }
 
 /// Serves the OTLP gRPC services on `addr` until `shutdown` resolves.

@@ -16,18 +16,35 @@ use axum::Router;
 use http_body_util::{BodyExt, Limited};
 use prost::Message;
 
+/// The URL paths of the three signals (the Collector's `traces_url_path` etc.).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub traces: String,
+    pub metrics: String,
+    pub logs: String,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            traces: "/v1/traces".into(),
+            metrics: "/v1/metrics".into(),
+            logs: "/v1/logs".into(),
+        }
+    }
+}
+
 /// Routes for `/v1/traces`, `/v1/metrics`, `/v1/logs`.
 pub fn router(ingest: TraceIngest) -> Router {
+    router_with_paths(ingest, &Paths::default())
+}
+
+/// Routes for the three signals at the given paths.
+pub fn router_with_paths(ingest: TraceIngest, paths: &Paths) -> Router {
     Router::new()
-        .route("/v1/traces", post(export_traces))
-        .route(
-            "/v1/metrics",
-            post(|h: HeaderMap| async move { not_supported(&h, "metrics") }),
-        )
-        .route(
-            "/v1/logs",
-            post(|h: HeaderMap| async move { not_supported(&h, "logs") }),
-        )
+        .route(&paths.traces, post(export_traces))
+        .route(&paths.metrics, post(export_metrics))
+        .route(&paths.logs, post(export_logs))
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)
 }
@@ -65,18 +82,6 @@ fn status_response(enc: Encoding, http: StatusCode, grpc_code: i32, message: &st
     (http, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
 }
 
-fn not_supported(headers: &HeaderMap, signal: &str) -> Response {
-    let msg = format!(
-        "OTLP {signal} are not supported yet by osprey; only traces (POST /v1/traces) are stored"
-    );
-    status_response(
-        response_encoding(headers),
-        StatusCode::NOT_IMPLEMENTED,
-        code::UNIMPLEMENTED,
-        &msg,
-    )
-}
-
 fn error_response(enc: Encoding, err: &IngestError) -> Response {
     let msg = err.to_string();
     match err {
@@ -111,6 +116,9 @@ fn error_response(enc: Encoding, err: &IngestError) -> Response {
         IngestError::Internal(_) => {
             status_response(enc, StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, &msg)
         }
+        IngestError::NotServed(_) => {
+            status_response(enc, StatusCode::NOT_IMPLEMENTED, code::UNIMPLEMENTED, &msg)
+        }
     }
 }
 
@@ -127,23 +135,26 @@ fn json_response(
     v.to_string().into_bytes()
 }
 
-async fn export_traces(
-    State(ingest): State<TraceIngest>,
-    headers: HeaderMap,
+/// Reads, size-checks and decompresses a request body off the async workers, then decodes
+/// it with `decode`. Gives the response encoding too, or the error response to send.
+async fn read_body<T: Send + 'static>(
+    ingest: &TraceIngest,
+    headers: &HeaderMap,
     body: Body,
-) -> Response {
+    decode: fn(Encoding, &[u8]) -> Result<T, body::BodyError>,
+) -> Result<(Encoding, T, Option<bytes::Bytes>), Response> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(enc) = Encoding::from_content_type(content_type) else {
         let msg = format!("unsupported Content-Type `{content_type}`; use application/x-protobuf or application/json");
-        return status_response(
+        return Err(status_response(
             Encoding::Protobuf,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code::INVALID_ARGUMENT,
             &msg,
-        );
+        ));
     };
     let limit = ingest.config().max_request_bytes;
     let raw = match Limited::new(body, limit).collect().await {
@@ -156,7 +167,7 @@ async fn export_traces(
             } else {
                 IngestError::BadRequest(format!("could not read the request body: {e}"))
             };
-            return error_response(enc, &err);
+            return Err(error_response(enc, &err));
         }
     };
     let encoding = headers
@@ -166,19 +177,78 @@ async fn export_traces(
     // Decompressing and decoding are CPU work: keep them off the async workers.
     let decoded = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
         let plain = body::decompress(encoding.as_deref(), raw, limit)?;
-        let req = body::decode(enc, &plain)?;
+        let req = decode(enc, &plain)?;
         Ok((req, (enc == Encoding::Protobuf).then_some(plain)))
     })
     .await;
-    let (req, encoded) = match decoded {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return error_response(enc, &e),
-        Err(e) => {
-            return error_response(
-                enc,
-                &IngestError::Internal(format!("decoder task failed: {e}")),
-            )
-        }
+    match decoded {
+        Ok(Ok((req, plain))) => Ok((enc, req, plain)),
+        Ok(Err(e)) => Err(error_response(enc, &e)),
+        Err(e) => Err(error_response(
+            enc,
+            &IngestError::Internal(format!("decoder task failed: {e}")),
+        )),
+    }
+}
+
+/// A success response with an empty `Export*ServiceResponse` (no partial success).
+fn empty_success(enc: Encoding) -> Response {
+    let body = match enc {
+        Encoding::Protobuf => Vec::new(),
+        Encoding::Json => b"{}".to_vec(),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, enc.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+async fn export_metrics(
+    State(ingest): State<TraceIngest>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !ingest.serves(osprey_pipeline::Signal::Metrics) {
+        let e = ingest.export_metrics(Default::default()).await.err();
+        let e = e.unwrap_or(IngestError::NotServed("metrics".into()));
+        return error_response(response_encoding(&headers), &e);
+    }
+    let (enc, req, _) = match read_body(&ingest, &headers, body, body::decode_metrics).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match ingest.export_metrics(req).await {
+        Ok(_) => empty_success(enc),
+        Err(e) => error_response(enc, &e),
+    }
+}
+
+async fn export_logs(State(ingest): State<TraceIngest>, headers: HeaderMap, body: Body) -> Response {
+    if !ingest.serves(osprey_pipeline::Signal::Logs) {
+        let e = ingest.export_logs(Default::default()).await.err();
+        let e = e.unwrap_or(IngestError::NotServed("logs".into()));
+        return error_response(response_encoding(&headers), &e);
+    }
+    let (enc, req, _) = match read_body(&ingest, &headers, body, body::decode_logs).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match ingest.export_logs(req).await {
+        Ok(_) => empty_success(enc),
+        Err(e) => error_response(enc, &e),
+    }
+}
+
+async fn export_traces(
+    State(ingest): State<TraceIngest>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (enc, req, encoded) = match read_body(&ingest, &headers, body, body::decode).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     match ingest.export(req, encoded).await {
         Ok(outcome) => {

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod grpc;
 pub mod http;
+mod signals;
 
 use bytes::Bytes;
 use osprey_model::otlp::collector::trace::v1::{
@@ -61,6 +62,9 @@ pub enum IngestError {
     /// Accepted by nobody, never will be: not retryable.
     #[error("{0}")]
     Internal(String),
+    /// This receiver does not take this signal (it is in no pipeline of that type).
+    #[error("{0}")]
+    NotServed(String),
 }
 
 /// A successful export, maybe with some spans rejected.
@@ -95,15 +99,31 @@ pub struct IngestStats {
 /// The protocol-neutral core of the OTLP trace receiver. Cheap to clone.
 #[derive(Clone)]
 pub struct TraceIngest {
-    consumer: SharedConsumer,
+    consumer: Option<SharedConsumer>,
+    metrics: Option<SharedConsumer>,
+    logs: Option<SharedConsumer>,
     config: Arc<OtlpConfig>,
     stats: Arc<IngestStats>,
 }
 
 impl TraceIngest {
+    /// A receiver for traces only (what `osprey up` stores).
     pub fn new(consumer: SharedConsumer, config: OtlpConfig) -> Self {
+        TraceIngest::with_signals(Some(consumer), None, None, config)
+    }
+
+    /// A receiver for the signals that have a consumer; the others are answered
+    /// "not served" (gRPC UNIMPLEMENTED, HTTP 501).
+    pub fn with_signals(
+        traces: Option<SharedConsumer>,
+        metrics: Option<SharedConsumer>,
+        logs: Option<SharedConsumer>,
+        config: OtlpConfig,
+    ) -> Self {
         TraceIngest {
-            consumer,
+            consumer: traces,
+            metrics,
+            logs,
             config: Arc::new(config),
             stats: Arc::new(IngestStats::default()),
         }
@@ -125,6 +145,11 @@ impl TraceIngest {
         mut request: TraceRequest,
         encoded: Option<Bytes>,
     ) -> Result<ExportOutcome, IngestError> {
+        let Some(consumer) = &self.consumer else {
+            return Err(IngestError::NotServed(
+                "this OTLP receiver is in no traces pipeline".into(),
+            ));
+        };
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut report = sanitize_request(&mut request, &self.config.limits);
         let mut encoded = encoded;
@@ -151,7 +176,7 @@ impl TraceIngest {
         }
         let mut batch = TraceBatch::traces(request);
         batch.encoded = encoded;
-        match self.consumer.consume(batch).await {
+        match consumer.consume(batch).await {
             Ok(()) => {
                 self.stats
                     .spans_accepted
@@ -161,18 +186,24 @@ impl TraceIngest {
             Err(e) => {
                 self.stats.requests_refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, spans = report.accepted, "trace export refused");
-                Err(match e {
-                    ConsumeError::Overloaded {
-                        retry_after,
-                        reason,
-                    } => IngestError::Overloaded {
-                        retry_after,
-                        reason,
-                    },
-                    ConsumeError::Unavailable(m) => IngestError::Unavailable(m),
-                    ConsumeError::Permanent(m) => IngestError::Internal(m),
-                })
+                Err(IngestError::from(e))
             }
+        }
+    }
+}
+
+impl From<ConsumeError> for IngestError {
+    fn from(e: ConsumeError) -> Self {
+        match e {
+            ConsumeError::Overloaded {
+                retry_after,
+                reason,
+            } => IngestError::Overloaded {
+                retry_after,
+                reason,
+            },
+            ConsumeError::Unavailable(m) => IngestError::Unavailable(m),
+            ConsumeError::Permanent(m) => IngestError::Internal(m),
         }
     }
 }

@@ -1,0 +1,244 @@
+//! The `batch` processor: gathers incoming data into larger batches by size (`send_batch_size`,
+//! split at `send_batch_max_size`) or time (`timeout`), one batcher per distinct value of the
+//! `metadata_keys`.
+//!
+//! Unlike the Go Collector, which acknowledges data as soon as it is buffered (and loses it on a
+//! crash), Osprey acknowledges a request only when the batch holding it was taken by the next
+//! component: a receiver's "ok" still means the data is safe, at the cost of at most `timeout`
+//! added latency per request.
+
+use crate::split;
+use osprey_pipeline::{go_duration, Batch, ConfigError, ConsumeError, Consumer, Context, Payload, SharedConsumer};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub send_batch_size: usize,
+    pub send_batch_max_size: usize,
+    #[serde(with = "go_duration")]
+    pub timeout: Duration,
+    pub metadata_keys: Vec<String>,
+    pub metadata_cardinality_limit: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            send_batch_size: 8192,
+            send_batch_max_size: 0,
+            timeout: Duration::from_millis(200),
+            metadata_keys: vec![],
+            metadata_cardinality_limit: 1000,
+        }
+    }
+}
+
+impl BatchConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.send_batch_max_size > 0 && self.send_batch_max_size < self.send_batch_size {
+            return Err(ConfigError::new(
+                "send_batch_max_size",
+                "must be greater or equal to send_batch_size",
+            ));
+        }
+        if self.timeout.is_zero() && self.send_batch_size == 0 {
+            return Err(ConfigError::new("timeout", "must be positive when send_batch_size is 0"));
+        }
+        Ok(())
+    }
+}
+
+type Waiter = oneshot::Sender<Result<(), ConsumeError>>;
+type GroupKey = Vec<(String, Vec<String>)>;
+
+struct Pending {
+    payload: Option<Payload>,
+    items: usize,
+    waiters: Vec<Waiter>,
+    generation: u64,
+    context: Arc<Context>,
+}
+
+pub struct BatchProcessor {
+    config: BatchConfig,
+    next: SharedConsumer,
+    groups: Mutex<HashMap<GroupKey, Pending>>,
+    me: std::sync::Weak<BatchProcessor>,
+}
+
+impl BatchProcessor {
+    pub fn new(config: BatchConfig, next: SharedConsumer) -> Arc<BatchProcessor> {
+        Arc::new_cyclic(|me| BatchProcessor {
+            config,
+            next,
+            groups: Mutex::new(HashMap::new()),
+            me: me.clone(),
+        })
+    }
+
+    fn key(&self, ctx: &Context) -> GroupKey {
+        self.config
+            .metadata_keys
+            .iter()
+            .map(|k| {
+                let k = k.to_ascii_lowercase();
+                let v = ctx.metadata.get(&k).cloned().unwrap_or_default();
+                (k, v)
+            })
+            .collect()
+    }
+
+    /// Takes the group's pending batch out and sends it; every waiter gets the outcome.
+    async fn flush(&self, taken: Pending) {
+        let Some(payload) = taken.payload else { return };
+        let mut result = Ok(());
+        for part in split::split(payload, self.config.send_batch_max_size) {
+            let batch = Batch { payload: part, encoded: None, context: taken.context.clone() };
+            if let Err(e) = self.next.consume(batch).await {
+                result = Err(e);
+            }
+        }
+        for w in taken.waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+
+    fn take(&self, key: &GroupKey, generation: Option<u64>) -> Option<Pending> {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let p = groups.get(key)?;
+        if generation.is_some_and(|g| g != p.generation) {
+            return None;
+        }
+        groups.remove(key)
+    }
+}
+
+#[async_trait::async_trait]
+impl Consumer for BatchProcessor {
+    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let key = self.key(&batch.context);
+        let items = batch.item_count();
+        let (tx, rx) = oneshot::channel();
+        let mut start_timer = None;
+        let full = {
+            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            if !groups.contains_key(&key) && groups.len() >= self.config.metadata_cardinality_limit.max(1) {
+                return Err(ConsumeError::Permanent(format!(
+                    "too many distinct metadata values for the batch processor (limit {})",
+                    self.config.metadata_cardinality_limit
+                )));
+            }
+            let context = if self.config.metadata_keys.is_empty() {
+                Arc::default()
+            } else {
+                Arc::new(Context {
+                    client_addr: None,
+                    metadata: key.iter().cloned().collect::<BTreeMap<_, _>>(),
+                })
+            };
+            let p = groups.entry(key.clone()).or_insert_with(|| Pending {
+                payload: None,
+                items: 0,
+                waiters: vec![],
+                generation: 0,
+                context,
+            });
+            match p.payload.as_mut() {
+                None => {
+                    p.payload = Some(batch.payload);
+                    p.generation += 1;
+                    start_timer = Some(p.generation);
+                }
+                Some(existing) => {
+                    if let Err(other) = split::append(existing, batch.payload) {
+                        return Err(ConsumeError::Permanent(format!(
+                            "batch processor got {} in a {} pipeline",
+                            other.signal(),
+                            existing.signal()
+                        )));
+                    }
+                }
+            }
+            p.items += items;
+            p.waiters.push(tx);
+            if self.config.send_batch_size > 0 && p.items >= self.config.send_batch_size {
+                start_timer = None;
+                groups.remove(&key)
+            } else {
+                None
+            }
+        };
+        if let Some(taken) = full {
+            self.flush(taken).await;
+        } else if let (Some(generation), Some(me)) = (start_timer, self.me.upgrade()) {
+            let timeout = self.config.timeout;
+            let key = key.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if let Some(taken) = me.take(&key, Some(generation)) {
+                    me.flush(taken).await;
+                }
+            });
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(ConsumeError::Unavailable("batch processor stopped".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use std::sync::Mutex as StdMutex;
+
+    #[derive(Default)]
+    struct Sink(StdMutex<Vec<usize>>);
+
+    #[async_trait::async_trait]
+    impl Consumer for Sink {
+        async fn consume(&self, b: Batch) -> Result<(), ConsumeError> {
+            self.0.lock().unwrap().push(b.item_count());
+            Ok(())
+        }
+    }
+
+    fn spans(n: usize) -> Batch {
+        Batch::traces(osprey_model::TraceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans: vec![Span::default(); n], ..Default::default() }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    #[tokio::test]
+    async fn size_trigger_splits_and_acks_everyone() {
+        let sink = Arc::new(Sink::default());
+        let cfg = BatchConfig { send_batch_size: 10, send_batch_max_size: 12, timeout: Duration::from_secs(3600), ..Default::default() };
+        let p = BatchProcessor::new(cfg, sink.clone());
+        let (a, b) = tokio::join!(p.consume(spans(6)), p.consume(spans(20)));
+        assert!(a.is_ok() && b.is_ok());
+        let mut got = sink.0.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got.iter().sum::<usize>(), 26);
+        assert!(got.iter().all(|&n| n <= 12), "{got:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_flushes_a_small_batch() {
+        let sink = Arc::new(Sink::default());
+        let p = BatchProcessor::new(BatchConfig::default(), sink.clone());
+        assert!(p.consume(spans(3)).await.is_ok());
+        assert_eq!(*sink.0.lock().unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let cfg = BatchConfig { send_batch_size: 10, send_batch_max_size: 5, ..Default::default() };
+        assert_eq!(cfg.validate().unwrap_err().path, "send_batch_max_size");
+    }
+}
