@@ -29,9 +29,33 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
+# Prometheus (Debian) for the remote-write tests of the collector.
+if ! command -v prometheus >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "install-test-deps: installing prometheus (Debian)"
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    else
+        echo "install-test-deps: prometheus not found and cannot apt-get install it (not root); the remote-write tests will fail" >&2
+    fi
+fi
+
+# The legacy Jaeger exporter's own venv (it needs the SDK of its time).
+LEGACY=.venv-legacy
+LEGACY_REQ=requirements-legacy.txt
+LEGACY_STAMP="$LEGACY/.requirements.sha256"
+legacy_want="$(sha256sum "$LEGACY_REQ" | cut -d' ' -f1)"
+if [ ! -f "$LEGACY_STAMP" ] || [ "$(cat "$LEGACY_STAMP")" != "$legacy_want" ] \
+    || ! "$LEGACY/bin/python" -c 'import opentelemetry.exporter.jaeger.thrift' 2>/dev/null; then
+    echo "install-test-deps: installing $LEGACY_REQ into $LEGACY"
+    [ -x "$LEGACY/bin/python" ] || "$PYTHON" -m venv "$LEGACY"
+    "$LEGACY/bin/python" -m pip install --quiet --disable-pip-version-check -r "$LEGACY_REQ"
+    echo "$legacy_want" > "$LEGACY_STAMP"
+fi
+
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && "$VENV/bin/python" -c 'import pytest, requests, grpc, psycopg, opentelemetry.sdk, opentelemetry.proto' 2>/dev/null; then
+    && "$VENV/bin/python" -c 'import pytest, requests, grpc, psycopg, opentelemetry.sdk, opentelemetry.proto, opentelemetry.exporter.zipkin.json' 2>/dev/null; then
     echo "install-test-deps: $VENV is up to date"
     exit 0
 fi

@@ -238,13 +238,15 @@ def binary() -> Path:
 def make_server(binary, tmp_path, request):
     """`make_server(*args)` starts `osprey up` with extra flags; all are killed at teardown."""
     servers: list[Server] = []
-    request.node._osprey_servers = servers
 
     def make(*args, start=True) -> Server:
         workdir = tmp_path / f"server{len(servers)}"
         workdir.mkdir()
         s = Server(binary, workdir, args)
         servers.append(s)
+        if getattr(request.node, "_osprey_servers", None) is None:
+            request.node._osprey_servers = []
+        request.node._osprey_servers.append(s)
         return s.start() if start else s
 
     yield make
@@ -255,6 +257,27 @@ def make_server(binary, tmp_path, request):
 @pytest.fixture
 def server(make_server) -> Server:
     return make_server()
+
+
+@pytest.fixture
+def make_collector(binary, tmp_path, request):
+    """`make_collector(config, start=True)` runs `osprey collector` on a config dict or YAML
+    text (see collector.py); all are killed at teardown and their logs attached to failures."""
+    from collector import Collector
+    made = []
+
+    def make(config, *args, start=True):
+        c = Collector(binary, tmp_path / f"collector{len(made)}", config, args)
+        made.append(c)
+        servers = getattr(request.node, "_osprey_servers", None)
+        if servers is None:
+            request.node._osprey_servers = servers = []
+        servers.append(c)
+        return c.start() if start else c
+
+    yield make
+    for c in made:
+        c.kill9()
 
 
 # Modules that share one server and one SDK data load define a module-scoped `env` fixture

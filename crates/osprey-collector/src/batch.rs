@@ -228,10 +228,11 @@ mod tests {
         assert!(got.iter().all(|&n| n <= 12), "{got:?}");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn timeout_flushes_a_small_batch() {
         let sink = Arc::new(Sink::default());
-        let p = BatchProcessor::new(BatchConfig::default(), sink.clone());
+        let cfg = BatchConfig { timeout: Duration::from_millis(10), ..Default::default() };
+        let p = BatchProcessor::new(cfg, sink.clone());
         assert!(p.consume(spans(3)).await.is_ok());
         assert_eq!(*sink.0.lock().unwrap(), vec![3]);
     }

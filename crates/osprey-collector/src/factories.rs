@@ -9,6 +9,7 @@ use serde_yaml::Value;
 const T: &[Signal] = &[Signal::Traces];
 const TML: &[Signal] = &[Signal::Traces, Signal::Metrics, Signal::Logs];
 const M: &[Signal] = &[Signal::Metrics];
+const TL: &[Signal] = &[Signal::Traces, Signal::Logs];
 
 /// A component type Osprey implements.
 pub struct Spec {
@@ -30,12 +31,14 @@ pub static SPECS: &[Spec] = &[
     spec(Kind::Processor, "memory_limiter", TML),
     spec(Kind::Processor, "attributes", TML),
     spec(Kind::Processor, "resource", TML),
-    spec(Kind::Processor, "filter", T),
+    spec(Kind::Processor, "filter", TL),
     spec(Kind::Processor, "probabilistic_sampler", T),
     spec(Kind::Processor, "tail_sampling", T),
     spec(Kind::Exporter, "osprey", T),
     spec(Kind::Exporter, "otlp", TML),
     spec(Kind::Exporter, "otlphttp", TML),
+    spec(Kind::Exporter, "otlp_grpc", TML),
+    spec(Kind::Exporter, "otlp_http", TML),
     spec(Kind::Exporter, "debug", TML),
     spec(Kind::Exporter, "logging", TML),
     spec(Kind::Exporter, "file", TML),
@@ -112,14 +115,21 @@ pub fn validate_body(kind: Kind, type_name: &str, body: &Value) -> Result<(), Co
     use osprey_pipeline::decode_config;
     match (kind, type_name) {
         (Kind::Receiver, "otlp") => crate::otlp_receiver::parse(body).map(|_| ()),
+        (Kind::Receiver, "jaeger") => {
+            decode_config::<osprey_receivers::jaeger::JaegerConfig>(body)?.validate()
+        }
+        (Kind::Receiver, "zipkin") => {
+            decode_config::<osprey_receivers::zipkin::ZipkinConfig>(body)?.validate()
+        }
         (Kind::Processor, "batch") => decode_config::<crate::batch::BatchConfig>(body)?.validate(),
         (Kind::Processor, "memory_limiter") => {
             decode_config::<crate::memory_limiter::MemoryLimiterConfig>(body)?.validate()
         }
-        (Kind::Exporter, _) => {
-            crate::exporters::validate(type_name, body)
-        }
+        (Kind::Processor, _) => osprey_processors::validate(type_name, body)
+            .unwrap_or_else(|| Err(ConfigError::new("", unknown_type(kind, type_name)))),
+        (Kind::Exporter, _) => crate::exporters::validate(type_name, body),
         (Kind::Connector, "forward") => decode_config::<Empty>(body).map(|_| ()),
+        (Kind::Connector, "spanmetrics") => osprey_connectors::spanmetrics::validate(body),
         (Kind::Extension, "health_check") => decode_config::<crate::extensions::HealthCheckConfig>(body)?.validate(),
         (Kind::Extension, "file_storage") => decode_config::<crate::extensions::FileStorageConfig>(body)?.validate(),
         _ => Err(ConfigError::new("", unknown_type(kind, type_name))),

@@ -115,7 +115,7 @@ impl<'a> Builder<'a> {
                 raw
             }
         };
-        let (queue, retry) = exporters::helper_settings(&body).map_err(err_at(path.clone()))?;
+        let (queue, retry) = exporters::helper_settings(&id.type_name, &body).map_err(err_at(path.clone()))?;
         let storage_dir = match &queue.storage {
             None => None,
             Some(ext) => {
@@ -320,6 +320,31 @@ async fn start_receiver(
                 .await
                 .map_err(|m| LoadError::new(path, m))
         }
+        "jaeger" => {
+            let cfg: osprey_receivers::jaeger::JaegerConfig = decode_config(body).map_err(err_at(path.clone()))?;
+            let Some(traces) = traces else { return Ok(vec![]) };
+            let servers = osprey_receivers::jaeger::start(&cfg, traces, stop)
+                .await
+                .map_err(|e| LoadError::new(path, e.to_string()))?;
+            for (proto, addr) in &servers.addrs {
+                bound.push((format!("{name} {}", proto.as_str()), *addr));
+            }
+            Ok(servers.handles)
+        }
+        "zipkin" => {
+            let cfg: osprey_receivers::zipkin::ZipkinConfig = decode_config(body).map_err(err_at(path.clone()))?;
+            let Some(traces) = traces else { return Ok(vec![]) };
+            let server = osprey_receivers::zipkin::start(&cfg, traces, stop)
+                .await
+                .map_err(|e| LoadError::new(path, e.to_string()))?;
+            bound.push((name, server.addr));
+            let label = id.to_string();
+            Ok(vec![tokio::spawn(async move {
+                if let Ok(Err(e)) = server.handle.await {
+                    tracing::error!(receiver = %label, error = %e, "zipkin receiver failed");
+                }
+            })])
+        }
         other => Err(LoadError::new(path, crate::factories::unknown_type(Kind::Receiver, other))),
     }
 }
@@ -327,7 +352,7 @@ async fn start_receiver(
 fn build_processor(
     type_name: &str,
     body: &Value,
-    _signal: Signal,
+    signal: Signal,
     next: SharedConsumer,
     stop: &CancellationToken,
 ) -> Result<SharedConsumer, osprey_pipeline::ConfigError> {
@@ -340,7 +365,9 @@ fn build_processor(
             let cfg: memory_limiter::MemoryLimiterConfig = decode_config(body)?;
             Ok(memory_limiter::MemoryLimiter::start(&cfg, next, memory_limiter::rss_bytes, stop.clone()))
         }
-        other => Err(osprey_pipeline::ConfigError::new("", crate::factories::unknown_type(Kind::Processor, other))),
+        other => osprey_processors::build_for(other, signal, body, next).unwrap_or_else(|| {
+            Err(osprey_pipeline::ConfigError::new("", crate::factories::unknown_type(Kind::Processor, other)))
+        }),
     }
 }
 
@@ -350,13 +377,19 @@ fn build_exporter(type_name: &str, body: &Value) -> Result<(SharedConsumer, Opti
 
 fn build_connector(
     type_name: &str,
-    _body: &Value,
+    body: &Value,
     out: SharedConsumer,
-    _stop: &CancellationToken,
-    _tasks: &mut Vec<JoinHandle<()>>,
+    stop: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<SharedConsumer, osprey_pipeline::ConfigError> {
     match type_name {
         "forward" => Ok(out),
+        "spanmetrics" => {
+            let cfg = osprey_connectors::spanmetrics::SpanMetricsConfig::from_yaml(body)?;
+            let c = osprey_connectors::spanmetrics::SpanMetricsConnector::new(cfg, out)?;
+            tasks.push(c.start(stop.clone()));
+            Ok(c)
+        }
         other => Err(osprey_pipeline::ConfigError::new("", crate::factories::unknown_type(Kind::Connector, other))),
     }
 }

@@ -12,7 +12,8 @@ pub mod detailed;
 pub mod normal;
 pub mod text;
 
-use osprey_pipeline::{metric_point_count, Batch, ConfigError, ConsumeError, Consumer, Payload};
+use osprey_pipeline::signal::metric_point_count;
+use osprey_pipeline::{Batch, ConfigError, ConsumeError, Consumer, Payload};
 use serde::{Deserialize, Deserializer};
 use std::io::Write;
 use std::sync::Mutex;
@@ -221,7 +222,9 @@ pub struct DebugExporter {
 
 impl std::fmt::Debug for DebugExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DebugExporter").field("verbosity", &self.verbosity).finish()
+        f.debug_struct("DebugExporter")
+            .field("verbosity", &self.verbosity)
+            .finish()
     }
 }
 

@@ -44,11 +44,19 @@ struct Matchers {
 impl Matchers {
     fn compile(c: &AttributesConfig) -> Result<Self, ConfigError> {
         if c.actions.is_empty() {
-            return Err(ConfigError::new("actions", "missing required field \"actions\""));
+            return Err(ConfigError::new(
+                "actions",
+                "missing required field \"actions\"",
+            ));
         }
         let actions = AttrProc::new(&c.actions, "actions")?;
         let m = |t| SkipMatcher::new(c.include.as_ref(), c.exclude.as_ref(), t);
-        let out = Matchers { actions, spans: m(Target::Spans), logs: m(Target::Logs), metrics: m(Target::Metrics) };
+        let out = Matchers {
+            actions,
+            spans: m(Target::Spans),
+            logs: m(Target::Logs),
+            metrics: m(Target::Metrics),
+        };
         match (&out.spans, &out.logs, &out.metrics) {
             (Err(e), Err(_), Err(_)) => Err(e.clone()),
             _ => Ok(out),
@@ -76,11 +84,18 @@ impl AttributesProcessor {
     /// when a batch of that signal arrives (use [`AttributesProcessor::new_for`] to check
     /// up front).
     pub fn new(config: AttributesConfig, next: SharedConsumer) -> Result<Self, ConfigError> {
-        Ok(AttributesProcessor { m: Matchers::compile(&config)?, next })
+        Ok(AttributesProcessor {
+            m: Matchers::compile(&config)?,
+            next,
+        })
     }
 
     /// Builds the processor for a pipeline of `signal`.
-    pub fn new_for(config: AttributesConfig, signal: Signal, next: SharedConsumer) -> Result<Self, ConfigError> {
+    pub fn new_for(
+        config: AttributesConfig,
+        signal: Signal,
+        next: SharedConsumer,
+    ) -> Result<Self, ConfigError> {
         let m = Matchers::compile(&config)?;
         m.get(signal)?;
         Ok(AttributesProcessor { m, next })
@@ -90,7 +105,11 @@ impl AttributesProcessor {
     pub fn process_traces(&self, req: &mut TraceRequest, ctx: &Context) -> Result<(), ConfigError> {
         let skip = self.m.get(Signal::Traces)?;
         for rs in &mut req.resource_spans {
-            let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
             for ss in &mut rs.scope_spans {
                 for span in &mut ss.spans {
                     if !skip.is_noop() && skip.skip_span(resource, ss.scope.as_ref(), span) {
@@ -107,7 +126,11 @@ impl AttributesProcessor {
     pub fn process_logs(&self, req: &mut LogsRequest, ctx: &Context) -> Result<(), ConfigError> {
         let skip = self.m.get(Signal::Logs)?;
         for rl in &mut req.resource_logs {
-            let resource = rl.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+            let resource = rl
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
             for sl in &mut rl.scope_logs {
                 for log in &mut sl.log_records {
                     if !skip.is_noop() && skip.skip_log(resource, sl.scope.as_ref(), log) {
@@ -121,10 +144,18 @@ impl AttributesProcessor {
     }
 
     /// Applies the actions to the data points of the selected metrics.
-    pub fn process_metrics(&self, req: &mut MetricsRequest, ctx: &Context) -> Result<(), ConfigError> {
+    pub fn process_metrics(
+        &self,
+        req: &mut MetricsRequest,
+        ctx: &Context,
+    ) -> Result<(), ConfigError> {
         let skip = self.m.get(Signal::Metrics)?;
         for rm in &mut req.resource_metrics {
-            let resource = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+            let resource = rm
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
             for sm in &mut rm.scope_metrics {
                 for metric in &mut sm.metrics {
                     if !skip.is_noop() && skip.skip_metric(resource, &metric.name) {
@@ -132,13 +163,26 @@ impl AttributesProcessor {
                     }
                     let a = &self.m.actions;
                     match &mut metric.data {
-                        Some(Data::Gauge(g)) => g.data_points.iter_mut().for_each(|p| a.process(ctx, &mut p.attributes)),
-                        Some(Data::Sum(s)) => s.data_points.iter_mut().for_each(|p| a.process(ctx, &mut p.attributes)),
-                        Some(Data::Histogram(h)) => h.data_points.iter_mut().for_each(|p| a.process(ctx, &mut p.attributes)),
-                        Some(Data::ExponentialHistogram(h)) => {
-                            h.data_points.iter_mut().for_each(|p| a.process(ctx, &mut p.attributes))
-                        }
-                        Some(Data::Summary(s)) => s.data_points.iter_mut().for_each(|p| a.process(ctx, &mut p.attributes)),
+                        Some(Data::Gauge(g)) => g
+                            .data_points
+                            .iter_mut()
+                            .for_each(|p| a.process(ctx, &mut p.attributes)),
+                        Some(Data::Sum(s)) => s
+                            .data_points
+                            .iter_mut()
+                            .for_each(|p| a.process(ctx, &mut p.attributes)),
+                        Some(Data::Histogram(h)) => h
+                            .data_points
+                            .iter_mut()
+                            .for_each(|p| a.process(ctx, &mut p.attributes)),
+                        Some(Data::ExponentialHistogram(h)) => h
+                            .data_points
+                            .iter_mut()
+                            .for_each(|p| a.process(ctx, &mut p.attributes)),
+                        Some(Data::Summary(s)) => s
+                            .data_points
+                            .iter_mut()
+                            .for_each(|p| a.process(ctx, &mut p.attributes)),
                         None => {}
                     }
                 }
@@ -159,7 +203,9 @@ impl Consumer for AttributesProcessor {
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "attributes processor: include/exclude invalid for this signal");
-            return Err(ConsumeError::Permanent(format!("attributes processor misconfigured: {e}")));
+            return Err(ConsumeError::Permanent(format!(
+                "attributes processor misconfigured: {e}"
+            )));
         }
         self.next.consume(batch).await
     }
@@ -192,7 +238,10 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert!(got[0].encoded.is_none(), "the cached encoding is dropped");
         let spans = &got[0].trace_request().unwrap().resource_spans[0].scope_spans[0].spans;
-        assert_eq!(get(&spans[0].attributes, "team"), Some(&str_value("payments")));
+        assert_eq!(
+            get(&spans[0].attributes, "team"),
+            Some(&str_value("payments"))
+        );
         assert!(get(&spans[1].attributes, "team").is_none());
     }
 
@@ -203,7 +252,10 @@ mod tests {
         let p = AttributesProcessor::new(cfg, Arc::new(Sink::default())).unwrap();
         let mut logs = LogsRequest {
             resource_logs: vec![ResourceLogs {
-                scope_logs: vec![ScopeLogs { log_records: vec![LogRecord::default()], ..Default::default() }],
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default()],
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         };
@@ -214,9 +266,13 @@ mod tests {
 
     #[test]
     fn missing_actions_and_signal_specific_properties() {
-        let e = config("include: {match_type: strict, services: [a]}").validate().unwrap_err();
+        let e = config("include: {match_type: strict, services: [a]}")
+            .validate()
+            .unwrap_err();
         assert_eq!(e.path, "actions");
-        let cfg = config("include: {match_type: strict, services: [a]}\nactions: [{key: k, action: delete}]");
+        let cfg = config(
+            "include: {match_type: strict, services: [a]}\nactions: [{key: k, action: delete}]",
+        );
         cfg.validate_for(Signal::Traces).unwrap();
         let e = cfg.validate_for(Signal::Logs).unwrap_err();
         assert_eq!(e.path, "include");

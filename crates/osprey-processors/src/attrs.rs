@@ -87,7 +87,11 @@ pub fn format_double(d: f64) -> String {
         return "NaN".into();
     }
     if d.is_infinite() {
-        return if d > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if d > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let abs = d.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
@@ -222,6 +226,9 @@ mod tests {
     #[test]
     fn maps_render_as_json() {
         let v: serde_yaml::Value = serde_yaml::from_str("{k: [1, \"x\", 2.5, true]}").unwrap();
-        assert_eq!(as_string(&from_yaml(&v).unwrap()), r#"{"k":[1,"x",2.5,true]}"#);
+        assert_eq!(
+            as_string(&from_yaml(&v).unwrap()),
+            r#"{"k":[1,"x",2.5,true]}"#
+        );
     }
 }

@@ -52,7 +52,9 @@ pub fn validate(type_name: &str, config: &serde_yaml::Value) -> Option<Result<()
         "attributes" => decode_config::<AttributesConfig>(config).and_then(|c| c.validate()),
         "resource" => decode_config::<ResourceConfig>(config).and_then(|c| c.validate()),
         "filter" => decode_config::<FilterConfig>(config).and_then(|c| c.validate()),
-        "probabilistic_sampler" => decode_config::<ProbabilisticSamplerConfig>(config).and_then(|c| c.validate()),
+        "probabilistic_sampler" => {
+            decode_config::<ProbabilisticSamplerConfig>(config).and_then(|c| c.validate())
+        }
         "tail_sampling" => decode_config::<TailSamplingConfig>(config).and_then(|c| c.validate()),
         _ => return None,
     })
@@ -61,16 +63,26 @@ pub fn validate(type_name: &str, config: &serde_yaml::Value) -> Option<Result<()
 /// Builds processor `type_name` in front of `next`; `None` when the type is not one of this
 /// crate's. Must be called within a tokio runtime for `tail_sampling` to tick (its ticker
 /// starts with the first batch).
-pub fn build(type_name: &str, config: &serde_yaml::Value, next: SharedConsumer) -> Option<Result<SharedConsumer, ConfigError>> {
-    fn arc<T: osprey_pipeline::Consumer>(r: Result<T, ConfigError>) -> Result<SharedConsumer, ConfigError> {
+pub fn build(
+    type_name: &str,
+    config: &serde_yaml::Value,
+    next: SharedConsumer,
+) -> Option<Result<SharedConsumer, ConfigError>> {
+    fn arc<T: osprey_pipeline::Consumer>(
+        r: Result<T, ConfigError>,
+    ) -> Result<SharedConsumer, ConfigError> {
         r.map(|p| Arc::new(p) as SharedConsumer)
     }
     Some(match base(type_name) {
         "attributes" => arc(decode_config(config).and_then(|c| AttributesProcessor::new(c, next))),
         "resource" => arc(decode_config(config).and_then(|c| ResourceProcessor::new(c, next))),
         "filter" => arc(decode_config(config).and_then(|c| FilterProcessor::new(c, next))),
-        "probabilistic_sampler" => arc(decode_config(config).and_then(|c| ProbabilisticSamplerProcessor::new(c, next))),
-        "tail_sampling" => arc(decode_config(config).and_then(|c| TailSamplingProcessor::new(c, next))),
+        "probabilistic_sampler" => {
+            arc(decode_config(config).and_then(|c| ProbabilisticSamplerProcessor::new(c, next)))
+        }
+        "tail_sampling" => {
+            arc(decode_config(config).and_then(|c| TailSamplingProcessor::new(c, next)))
+        }
         _ => return None,
     })
 }
@@ -88,7 +100,13 @@ pub fn build_for(
         return None;
     }
     if !supported.contains(&signal) {
-        return Some(Err(ConfigError::new("", format!("processor {:?} does not support {signal} pipelines", base(type_name)))));
+        return Some(Err(ConfigError::new(
+            "",
+            format!(
+                "processor {:?} does not support {signal} pipelines",
+                base(type_name)
+            ),
+        )));
     }
     if base(type_name) == "attributes" {
         return Some(
@@ -111,15 +129,48 @@ mod tests {
         assert!(build("k8sattributes", &serde_yaml::Value::Null, next.clone()).is_none());
         assert!(signals("batch").is_empty());
         assert_eq!(signals("tail_sampling/x"), &[Signal::Traces]);
-        assert!(build("resource/r", &yaml("attributes: [{key: a, value: b, action: insert}]"), next.clone()).unwrap().is_ok());
-        let e = validate("attributes", &yaml("actions: [{key: a, action: insert}]")).unwrap().unwrap_err();
+        assert!(build(
+            "resource/r",
+            &yaml("attributes: [{key: a, value: b, action: insert}]"),
+            next.clone()
+        )
+        .unwrap()
+        .is_ok());
+        let e = validate("attributes", &yaml("actions: [{key: a, action: insert}]"))
+            .unwrap()
+            .unwrap_err();
         assert_eq!(e.path, "actions[0].value");
-        let e = validate("filter", &yaml("traces: {span: ['bogus(']}")).unwrap().unwrap_err();
+        let e = validate("filter", &yaml("traces: {span: ['bogus(']}"))
+            .unwrap()
+            .unwrap_err();
         assert_eq!(e.path, "traces.span[0]");
-        let e = validate("tail_sampling", &yaml("decision_wait: 10s\npolicies: [{name: a, type: always_sample, extra: 1}]")).unwrap().unwrap_err();
+        let e = validate(
+            "tail_sampling",
+            &yaml("decision_wait: 10s\npolicies: [{name: a, type: always_sample, extra: 1}]"),
+        )
+        .unwrap()
+        .unwrap_err();
         assert!(e.path.starts_with("policies[0]"), "{e}");
-        assert!(validate("probabilistic_sampler", &serde_yaml::Value::Null).unwrap().is_ok());
-        assert!(build_for("probabilistic_sampler", Signal::Logs, &serde_yaml::Value::Null, next.clone()).unwrap().is_err());
-        assert!(build_for("attributes", Signal::Logs, &yaml("include: {match_type: strict, services: [a]}\nactions: [{key: a, action: delete}]"), next).unwrap().is_err());
+        assert!(validate("probabilistic_sampler", &serde_yaml::Value::Null)
+            .unwrap()
+            .is_ok());
+        assert!(build_for(
+            "probabilistic_sampler",
+            Signal::Logs,
+            &serde_yaml::Value::Null,
+            next.clone()
+        )
+        .unwrap()
+        .is_err());
+        assert!(build_for(
+            "attributes",
+            Signal::Logs,
+            &yaml(
+                "include: {match_type: strict, services: [a]}\nactions: [{key: a, action: delete}]"
+            ),
+            next
+        )
+        .unwrap()
+        .is_err());
     }
 }

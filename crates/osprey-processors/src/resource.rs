@@ -3,7 +3,9 @@
 
 use crate::attraction::{ActionConfig, AttrProc};
 use osprey_model::otlp::resource::v1::Resource;
-use osprey_pipeline::{Batch, ConfigError, ConsumeError, Consumer, Context, Payload, SharedConsumer};
+use osprey_pipeline::{
+    Batch, ConfigError, ConsumeError, Consumer, Context, Payload, SharedConsumer,
+};
 
 /// `processors.resource` config.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -20,7 +22,10 @@ impl ResourceConfig {
 
 fn compile(c: &ResourceConfig) -> Result<AttrProc, ConfigError> {
     if c.attributes.is_empty() {
-        return Err(ConfigError::new("attributes", "missing required field \"attributes\""));
+        return Err(ConfigError::new(
+            "attributes",
+            "missing required field \"attributes\"",
+        ));
     }
     AttrProc::new(&c.attributes, "attributes")
 }
@@ -33,7 +38,10 @@ pub struct ResourceProcessor {
 
 impl ResourceProcessor {
     pub fn new(config: ResourceConfig, next: SharedConsumer) -> Result<Self, ConfigError> {
-        Ok(ResourceProcessor { actions: compile(&config)?, next })
+        Ok(ResourceProcessor {
+            actions: compile(&config)?,
+            next,
+        })
     }
 
     /// Applies the actions to every resource of the payload.
@@ -43,9 +51,18 @@ impl ResourceProcessor {
             self.actions.process(ctx, &mut res.attributes);
         };
         match payload {
-            Payload::Traces(t) => t.resource_spans.iter_mut().for_each(|rs| apply(&mut rs.resource)),
-            Payload::Metrics(m) => m.resource_metrics.iter_mut().for_each(|rm| apply(&mut rm.resource)),
-            Payload::Logs(l) => l.resource_logs.iter_mut().for_each(|rl| apply(&mut rl.resource)),
+            Payload::Traces(t) => t
+                .resource_spans
+                .iter_mut()
+                .for_each(|rs| apply(&mut rs.resource)),
+            Payload::Metrics(m) => m
+                .resource_metrics
+                .iter_mut()
+                .for_each(|rm| apply(&mut rm.resource)),
+            Payload::Logs(l) => l
+                .resource_logs
+                .iter_mut()
+                .for_each(|rl| apply(&mut rl.resource)),
         }
     }
 }
@@ -79,20 +96,36 @@ mod tests {
         .unwrap();
         let sink = Arc::new(Sink::default());
         let p = ResourceProcessor::new(cfg, sink.clone()).unwrap();
-        p.consume(Batch::traces(trace_request("svc", vec![span(1, 1, "a")]))).await.unwrap();
+        p.consume(Batch::traces(trace_request("svc", vec![span(1, 1, "a")])))
+            .await
+            .unwrap();
         let got = sink.take();
-        let res = &got[0].trace_request().unwrap().resource_spans[0].resource.as_ref().unwrap().attributes;
+        let res = &got[0].trace_request().unwrap().resource_spans[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes;
         assert_eq!(get(res, "deployment.environment"), Some(&str_value("prod")));
-        assert_eq!(crate::attrs::as_str(get(res, "service.name").unwrap()).unwrap().len(), 64);
-        assert!(get(res, "cloud.region").is_none(), "source attribute absent: no action");
+        assert_eq!(
+            crate::attrs::as_str(get(res, "service.name").unwrap())
+                .unwrap()
+                .len(),
+            64
+        );
+        assert!(
+            get(res, "cloud.region").is_none(),
+            "source attribute absent: no action"
+        );
     }
 
     #[test]
     fn requires_attributes() {
         let e = ResourceConfig::default().validate().unwrap_err();
         assert_eq!(e.path, "attributes");
-        let cfg: ResourceConfig =
-            osprey_pipeline::decode_config(&serde_yaml::from_str("attributes: [{key: a, action: nope}]").unwrap()).unwrap();
+        let cfg: ResourceConfig = osprey_pipeline::decode_config(
+            &serde_yaml::from_str("attributes: [{key: a, action: nope}]").unwrap(),
+        )
+        .unwrap();
         assert_eq!(cfg.validate().unwrap_err().path, "attributes[0].action");
     }
 }

@@ -27,18 +27,27 @@ pub fn span(trace: u128, id: u64, name: &str) -> Span {
 }
 
 pub fn with_attr(mut s: Span, key: &str, value: osprey_model::otlp::common::v1::AnyValue) -> Span {
-    s.attributes.push(KeyValue { key: key.into(), value: Some(value), ..Default::default() });
+    s.attributes.push(KeyValue {
+        key: key.into(),
+        value: Some(value),
+        ..Default::default()
+    });
     s
 }
 
 pub fn with_status(mut s: Span, code: i32) -> Span {
-    s.status = Some(Status { code, message: String::new() });
+    s.status = Some(Status {
+        code,
+        message: String::new(),
+    });
     s
 }
 
 /// A request with one resource (`service.name` = `service`) and one scope.
 pub fn trace_request(service: &str, spans: Vec<Span>) -> TraceRequest {
-    TraceRequest { resource_spans: vec![resource_spans(service, spans)] }
+    TraceRequest {
+        resource_spans: vec![resource_spans(service, spans)],
+    }
 }
 
 pub fn resource_spans(service: &str, spans: Vec<Span>) -> ResourceSpans {
@@ -52,7 +61,11 @@ pub fn resource_spans(service: &str, spans: Vec<Span>) -> ResourceSpans {
             ..Default::default()
         }),
         scope_spans: vec![ScopeSpans {
-            scope: Some(InstrumentationScope { name: "test-lib".into(), version: "1.0".into(), ..Default::default() }),
+            scope: Some(InstrumentationScope {
+                name: "test-lib".into(),
+                version: "1.0".into(),
+                ..Default::default()
+            }),
             spans,
             ..Default::default()
         }],

@@ -9,6 +9,7 @@
 //!
 //! `osprey bench query` times the query front ends (SQL, PostgreSQL wire, Jaeger, Tempo).
 
+pub mod collector;
 pub mod postgres;
 pub mod query;
 pub mod report;
@@ -28,6 +29,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// Latency of the query front ends: SQL, PostgreSQL wire, Jaeger and Tempo APIs
     Query(query::QueryArgs),
+    /// `osprey collector` beside Rotel: OTLP/gRPC -> batch -> OTLP/gRPC throughput and memory
+    Collector(collector::CollectorArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -68,6 +71,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Query(a) => query::run(a).await,
+        BenchCommand::Collector(a) => collector::run(a).await,
     }
 }
 

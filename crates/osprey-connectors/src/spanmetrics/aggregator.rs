@@ -94,11 +94,19 @@ impl SpanMetrics {
             delta: config.is_delta(),
             calls_dims: with(&config.calls_dimensions),
             duration_dims: with(&config.histogram.dimensions),
-            event_dims: config.events.enabled.then(|| with(&config.events.dimensions)),
+            event_dims: config
+                .events
+                .enabled
+                .then(|| with(&config.events.dimensions)),
             excluded: Excluded::from_config(&config.exclude_dimensions),
             include_scopes: config.include_instrumentation_scope.clone(),
-            key_attrs: (!config.resource_metrics_key_attributes.is_empty())
-                .then(|| config.resource_metrics_key_attributes.iter().cloned().collect()),
+            key_attrs: (!config.resource_metrics_key_attributes.is_empty()).then(|| {
+                config
+                    .resource_metrics_key_attributes
+                    .iter()
+                    .cloned()
+                    .collect()
+            }),
             exemplars: config
                 .exemplars
                 .enabled
@@ -174,7 +182,8 @@ impl SpanMetrics {
         let mut out = MetricsRequest::default();
         let mut used = Vec::new();
         for (rkey, state) in order {
-            let rm = output::resource_metrics(&self.p, rkey, state, now_ns, &self.delta_last, &mut used);
+            let rm =
+                output::resource_metrics(&self.p, rkey, state, now_ns, &self.delta_last, &mut used);
             out.resource_metrics.push(rm);
         }
         if self.p.delta {

@@ -16,7 +16,8 @@ pub const DEFAULT_BUCKETS_MS: [f64; 16] = [
     10_000.0, 15_000.0,
 ];
 /// The dimensions every metric carries unless excluded.
-pub const RESERVED_DIMENSIONS: [&str; 4] = ["service.name", "span.kind", "status.code", "span.name"];
+pub const RESERVED_DIMENSIONS: [&str; 4] =
+    ["service.name", "span.kind", "status.code", "span.name"];
 
 /// The unit the duration histogram records in (`histogram.unit`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -191,7 +192,12 @@ impl SpanMetricsConfig {
     /// The histogram bounds in the configured unit.
     pub fn bounds(&self) -> Vec<f64> {
         let unit = self.histogram.unit;
-        match self.histogram.explicit.as_ref().and_then(|e| e.buckets.as_ref()) {
+        match self
+            .histogram
+            .explicit
+            .as_ref()
+            .and_then(|e| e.buckets.as_ref())
+        {
             Some(buckets) => buckets
                 .iter()
                 .map(|d| d.as_nanos() as f64 / unit.nanos())
@@ -205,8 +211,9 @@ impl SpanMetricsConfig {
 
     /// Semantic checks; errors name the key path relative to the connector.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        validate_dimensions(&self.dimensions, &[])
-            .map_err(|m| ConfigError::new("dimensions", format!("failed validating dimensions: {m}")))?;
+        validate_dimensions(&self.dimensions, &[]).map_err(|m| {
+            ConfigError::new("dimensions", format!("failed validating dimensions: {m}"))
+        })?;
         validate_dimensions(&self.calls_dimensions, &self.dimensions)
             .map_err(|m| ConfigError::new("calls_dimensions", m))?;
         validate_dimensions(&self.histogram.dimensions, &self.dimensions)

@@ -107,7 +107,7 @@ pub(crate) struct SpanCtx<'a> {
 impl KeyBuilder<'_> {
     fn scope_included<'a>(&self, cx: &SpanCtx<'a>) -> Option<&'a InstrumentationScope> {
         cx.scope
-            .filter(|s| !s.name.is_empty() && self.include_scopes.iter().any(|n| *n == s.name))
+            .filter(|s| !s.name.is_empty() && self.include_scopes.contains(&s.name))
     }
 
     /// Writes the series key into `out` (cleared first).
@@ -196,7 +196,9 @@ pub(crate) fn resource_key(attrs: &[KeyValue], only: Option<&HashSet<String>>) -
     for kv in kept {
         out.push_str(&kv.key);
         out.push(SEP);
-        out.push(char::from(b'0' + anyvalue::type_code(kv.value.as_ref()) as u8));
+        out.push(char::from(
+            b'0' + anyvalue::type_code(kv.value.as_ref()) as u8,
+        ));
         anyvalue::render_into(kv.value.as_ref(), &mut out);
         out.push(SEP);
     }

@@ -16,9 +16,9 @@ mod tests;
 
 pub use aggregator::SpanMetrics;
 pub use config::{
-    Dimension, EventsConfig, ExemplarsConfig, ExplicitHistogramConfig,
-    ExponentialHistogramConfig, HistogramConfig, SpanMetricsConfig, Unit, CUMULATIVE,
-    DEFAULT_BUCKETS_MS, DEFAULT_NAMESPACE, DELTA,
+    Dimension, EventsConfig, ExemplarsConfig, ExplicitHistogramConfig, ExponentialHistogramConfig,
+    HistogramConfig, SpanMetricsConfig, Unit, CUMULATIVE, DEFAULT_BUCKETS_MS, DEFAULT_NAMESPACE,
+    DELTA,
 };
 pub use output::SCOPE_NAME;
 

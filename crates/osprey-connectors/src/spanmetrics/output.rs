@@ -73,7 +73,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn sum_metric(&self, name: &str, series: &BTreeMap<String, SumPoint>, used: &mut Vec<String>) -> Metric {
+    fn sum_metric(
+        &self,
+        name: &str,
+        series: &BTreeMap<String, SumPoint>,
+        used: &mut Vec<String>,
+    ) -> Metric {
         let data_points = ordered(series)
             .map(|(k, s)| NumberDataPoint {
                 attributes: s.attrs.clone(),
@@ -101,7 +106,11 @@ impl Ctx<'_> {
         }
     }
 
-    fn histogram_metric(&self, series: &BTreeMap<String, HistPoint>, used: &mut Vec<String>) -> Metric {
+    fn histogram_metric(
+        &self,
+        series: &BTreeMap<String, HistPoint>,
+        used: &mut Vec<String>,
+    ) -> Metric {
         let data_points = ordered(series)
             .map(|(k, h)| HistogramDataPoint {
                 attributes: h.attrs.clone(),

@@ -61,7 +61,10 @@ impl Buf {
             self.entry(format!("Exemplar #{i}"));
             self.entry(format!("     -> Trace ID: {}", id(&e.trace_id)));
             self.entry(format!("     -> Span ID: {}", id(&e.span_id)));
-            self.entry(format!("     -> Timestamp: {}", timestamp(e.time_unix_nano)));
+            self.entry(format!(
+                "     -> Timestamp: {}",
+                timestamp(e.time_unix_nano)
+            ));
             match e.value {
                 Some(exemplar::Value::AsInt(v)) => self.entry(format!("     -> Value: {v}")),
                 Some(exemplar::Value::AsDouble(v)) => self.entry(format!("     -> Value: {v:.6}")),
@@ -108,7 +111,10 @@ pub fn traces(r: &TraceRequest) -> String {
                 }
                 b.attr("Start time", timestamp(s.start_time_unix_nano));
                 b.attr("End time", timestamp(s.end_time_unix_nano));
-                let (code, message) = s.status.as_ref().map_or((0, ""), |st| (st.code, &st.message[..]));
+                let (code, message) = s
+                    .status
+                    .as_ref()
+                    .map_or((0, ""), |st| (st.code, &st.message[..]));
                 b.attr("Status code", status_code(code));
                 b.attr("Status message", message);
                 b.attr("DroppedAttributesCount", s.dropped_attributes_count);
@@ -120,8 +126,14 @@ pub fn traces(r: &TraceRequest) -> String {
                     for (n, e) in s.events.iter().enumerate() {
                         b.entry(format!("SpanEvent #{n}"));
                         b.entry(format!("     -> Name: {}", e.name));
-                        b.entry(format!("     -> Timestamp: {}", timestamp(e.time_unix_nano)));
-                        b.entry(format!("     -> DroppedAttributesCount: {}", e.dropped_attributes_count));
+                        b.entry(format!(
+                            "     -> Timestamp: {}",
+                            timestamp(e.time_unix_nano)
+                        ));
+                        b.entry(format!(
+                            "     -> DroppedAttributesCount: {}",
+                            e.dropped_attributes_count
+                        ));
                         b.attributes("     -> Attributes:", &e.attributes);
                     }
                 }
@@ -132,7 +144,10 @@ pub fn traces(r: &TraceRequest) -> String {
                         b.entry(format!("     -> Trace ID: {}", id(&l.trace_id)));
                         b.entry(format!("     -> ID: {}", id(&l.span_id)));
                         b.entry(format!("     -> TraceState: {}", l.trace_state));
-                        b.entry(format!("     -> DroppedAttributesCount: {}", l.dropped_attributes_count));
+                        b.entry(format!(
+                            "     -> DroppedAttributesCount: {}",
+                            l.dropped_attributes_count
+                        ));
                         b.attributes("     -> Attributes:", &l.attributes);
                     }
                 }
@@ -153,10 +168,17 @@ pub fn logs(r: &LogsRequest) -> String {
             b.scope(sl.scope.as_ref());
             for (k, rec) in sl.log_records.iter().enumerate() {
                 b.entry(format!("LogRecord #{k}"));
-                b.entry(format!("ObservedTimestamp: {}", timestamp(rec.observed_time_unix_nano)));
+                b.entry(format!(
+                    "ObservedTimestamp: {}",
+                    timestamp(rec.observed_time_unix_nano)
+                ));
                 b.entry(format!("Timestamp: {}", timestamp(rec.time_unix_nano)));
                 b.entry(format!("SeverityText: {}", rec.severity_text));
-                b.entry(format!("SeverityNumber: {}({})", severity(rec.severity_number), rec.severity_number));
+                b.entry(format!(
+                    "SeverityNumber: {}({})",
+                    severity(rec.severity_number),
+                    rec.severity_number
+                ));
                 if !rec.event_name.is_empty() {
                     b.entry(format!("EventName: {}", rec.event_name));
                 }
@@ -205,7 +227,13 @@ pub fn metrics(r: &MetricsRequest) -> String {
 fn metric_points(b: &mut Buf, data: Option<&Data>) {
     let numbers = |b: &mut Buf, points: &[osprey_model::otlp::metrics::v1::NumberDataPoint]| {
         for (i, p) in points.iter().enumerate() {
-            b.point_head("NumberDataPoints", i, &p.attributes, p.start_time_unix_nano, p.time_unix_nano);
+            b.point_head(
+                "NumberDataPoints",
+                i,
+                &p.attributes,
+                p.start_time_unix_nano,
+                p.time_unix_nano,
+            );
             match p.value {
                 Some(number_data_point::Value::AsInt(v)) => b.entry(format!("Value: {v}")),
                 Some(number_data_point::Value::AsDouble(v)) => b.entry(format!("Value: {v:.6}")),
@@ -219,13 +247,25 @@ fn metric_points(b: &mut Buf, data: Option<&Data>) {
         Some(Data::Gauge(g)) => numbers(b, &g.data_points),
         Some(Data::Sum(s)) => {
             b.entry(format!("     -> IsMonotonic: {}", s.is_monotonic));
-            b.entry(format!("     -> AggregationTemporality: {}", temporality(s.aggregation_temporality)));
+            b.entry(format!(
+                "     -> AggregationTemporality: {}",
+                temporality(s.aggregation_temporality)
+            ));
             numbers(b, &s.data_points);
         }
         Some(Data::Histogram(h)) => {
-            b.entry(format!("     -> AggregationTemporality: {}", temporality(h.aggregation_temporality)));
+            b.entry(format!(
+                "     -> AggregationTemporality: {}",
+                temporality(h.aggregation_temporality)
+            ));
             for (i, p) in h.data_points.iter().enumerate() {
-                b.point_head("HistogramDataPoints", i, &p.attributes, p.start_time_unix_nano, p.time_unix_nano);
+                b.point_head(
+                    "HistogramDataPoints",
+                    i,
+                    &p.attributes,
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                );
                 b.entry(format!("Count: {}", p.count));
                 b.min_max_sum(p.sum, p.min, p.max);
                 for (n, bound) in p.explicit_bounds.iter().enumerate() {
@@ -238,17 +278,30 @@ fn metric_points(b: &mut Buf, data: Option<&Data>) {
             }
         }
         Some(Data::ExponentialHistogram(h)) => {
-            b.entry(format!("     -> AggregationTemporality: {}", temporality(h.aggregation_temporality)));
+            b.entry(format!(
+                "     -> AggregationTemporality: {}",
+                temporality(h.aggregation_temporality)
+            ));
             for (i, p) in h.data_points.iter().enumerate() {
-                b.point_head("ExponentialHistogramDataPoints", i, &p.attributes, p.start_time_unix_nano, p.time_unix_nano);
+                b.point_head(
+                    "ExponentialHistogramDataPoints",
+                    i,
+                    &p.attributes,
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                );
                 b.entry(format!("Count: {}", p.count));
                 b.min_max_sum(p.sum, p.min, p.max);
                 let factor = std::f64::consts::LN_2 * 2f64.powi(-p.scale);
                 if let Some(neg) = &p.negative {
                     for pos in (0..neg.bucket_counts.len()).rev() {
                         let index = f64::from(neg.offset) + pos as f64;
-                        let (lower, upper) = ((index * factor).exp(), ((index + 1.0) * factor).exp());
-                        b.entry(format!("Bucket [{:.6}, {:.6}), Count: {}", -upper, -lower, neg.bucket_counts[pos]));
+                        let (lower, upper) =
+                            ((index * factor).exp(), ((index + 1.0) * factor).exp());
+                        b.entry(format!(
+                            "Bucket [{:.6}, {:.6}), Count: {}",
+                            -upper, -lower, neg.bucket_counts[pos]
+                        ));
                     }
                 }
                 if p.zero_count != 0 {
@@ -257,7 +310,8 @@ fn metric_points(b: &mut Buf, data: Option<&Data>) {
                 if let Some(posb) = &p.positive {
                     for (pos, c) in posb.bucket_counts.iter().enumerate() {
                         let index = f64::from(posb.offset) + pos as f64;
-                        let (lower, upper) = ((index * factor).exp(), ((index + 1.0) * factor).exp());
+                        let (lower, upper) =
+                            ((index * factor).exp(), ((index + 1.0) * factor).exp());
                         b.entry(format!("Bucket ({lower:.6}, {upper:.6}], Count: {c}"));
                     }
                 }
@@ -266,11 +320,20 @@ fn metric_points(b: &mut Buf, data: Option<&Data>) {
         }
         Some(Data::Summary(s)) => {
             for (i, p) in s.data_points.iter().enumerate() {
-                b.point_head("SummaryDataPoints", i, &p.attributes, p.start_time_unix_nano, p.time_unix_nano);
+                b.point_head(
+                    "SummaryDataPoints",
+                    i,
+                    &p.attributes,
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                );
                 b.entry(format!("Count: {}", p.count));
                 b.entry(format!("Sum: {:.6}", p.sum));
                 for (n, q) in p.quantile_values.iter().enumerate() {
-                    b.entry(format!("QuantileValue #{n}: Quantile {:.6}, Value {:.6}", q.quantile, q.value));
+                    b.entry(format!(
+                        "QuantileValue #{n}: Quantile {:.6}, Value {:.6}",
+                        q.quantile, q.value
+                    ));
                 }
             }
         }

@@ -4,8 +4,8 @@
 use super::text::{as_string, double, id, pairs};
 use osprey_model::otlp::common::v1::{InstrumentationScope, KeyValue};
 use osprey_model::otlp::metrics::v1::{metric::Data, number_data_point, Metric};
-use osprey_pipeline::{LogsRequest, MetricsRequest};
 use osprey_model::TraceRequest;
+use osprey_pipeline::{LogsRequest, MetricsRequest};
 use std::fmt::Write;
 
 fn attrs_suffix(attrs: &[KeyValue]) -> String {
@@ -18,12 +18,23 @@ fn attrs_suffix(attrs: &[KeyValue]) -> String {
 }
 
 fn resource_line(kind: &str, i: usize, schema_url: &str, attrs: &[KeyValue]) -> String {
-    let schema = if schema_url.is_empty() { String::new() } else { format!(" [{schema_url}]") };
+    let schema = if schema_url.is_empty() {
+        String::new()
+    } else {
+        format!(" [{schema_url}]")
+    };
     format!("{kind} #{i}{schema}{}\n", attrs_suffix(attrs))
 }
 
-fn scope_line(kind: &str, j: usize, scope: Option<&InstrumentationScope>, schema_url: &str) -> String {
-    let (name, version, attrs) = scope.map_or(("", "", &[][..]), |s| (&s.name[..], &s.version[..], &s.attributes[..]));
+fn scope_line(
+    kind: &str,
+    j: usize,
+    scope: Option<&InstrumentationScope>,
+    schema_url: &str,
+) -> String {
+    let (name, version, attrs) = scope.map_or(("", "", &[][..]), |s| {
+        (&s.name[..], &s.version[..], &s.attributes[..])
+    });
     let mut details = name.to_string();
     if !version.is_empty() {
         details.push('@');
@@ -48,7 +59,12 @@ pub fn traces(r: &TraceRequest) -> String {
         let attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes);
         out.push_str(&resource_line("ResourceTraces", i, &rs.schema_url, attrs));
         for (j, ss) in rs.scope_spans.iter().enumerate() {
-            out.push_str(&scope_line("ScopeTraces", j, ss.scope.as_ref(), &ss.schema_url));
+            out.push_str(&scope_line(
+                "ScopeTraces",
+                j,
+                ss.scope.as_ref(),
+                &ss.schema_url,
+            ));
             for span in &ss.spans {
                 let _ = writeln!(
                     out,
@@ -71,7 +87,12 @@ pub fn logs(r: &LogsRequest) -> String {
         let attrs = rl.resource.as_ref().map_or(&[][..], |r| &r.attributes);
         out.push_str(&resource_line("ResourceLog", i, &rl.schema_url, attrs));
         for (j, sl) in rl.scope_logs.iter().enumerate() {
-            out.push_str(&scope_line("ScopeLog", j, sl.scope.as_ref(), &sl.schema_url));
+            out.push_str(&scope_line(
+                "ScopeLog",
+                j,
+                sl.scope.as_ref(),
+                &sl.schema_url,
+            ));
             for rec in &sl.log_records {
                 let _ = writeln!(
                     out,
@@ -100,7 +121,12 @@ pub fn metrics(r: &MetricsRequest) -> String {
         let attrs = rm.resource.as_ref().map_or(&[][..], |r| &r.attributes);
         out.push_str(&resource_line("ResourceMetrics", i, &rm.schema_url, attrs));
         for (j, sm) in rm.scope_metrics.iter().enumerate() {
-            out.push_str(&scope_line("ScopeMetrics", j, sm.scope.as_ref(), &sm.schema_url));
+            out.push_str(&scope_line(
+                "ScopeMetrics",
+                j,
+                sm.scope.as_ref(),
+                &sm.schema_url,
+            ));
             for m in &sm.metrics {
                 match &m.data {
                     Some(Data::Gauge(g)) => number_points(&mut out, m, &g.data_points),
@@ -113,8 +139,12 @@ pub fn metrics(r: &MetricsRequest) -> String {
                             v += &opt("max", p.max);
                             for (k, c) in p.bucket_counts.iter().enumerate() {
                                 match p.explicit_bounds.get(k) {
-                                    Some(b) => { let _ = write!(v, " le{}={c}", double(*b)); }
-                                    None => { let _ = write!(v, " {c}"); }
+                                    Some(b) => {
+                                        let _ = write!(v, " le{}={c}", double(*b));
+                                    }
+                                    None => {
+                                        let _ = write!(v, " {c}");
+                                    }
                                 }
                             }
                             point_line(&mut out, m, &p.attributes, &v);
@@ -134,7 +164,12 @@ pub fn metrics(r: &MetricsRequest) -> String {
                                 }
                             }
                             if p.zero_count > 0 {
-                                let _ = write!(v, " zero_count{}={}", double(p.zero_threshold), p.zero_count);
+                                let _ = write!(
+                                    v,
+                                    " zero_count{}={}",
+                                    double(p.zero_threshold),
+                                    p.zero_count
+                                );
                             }
                             point_line(&mut out, m, &p.attributes, &v);
                         }
@@ -156,7 +191,11 @@ pub fn metrics(r: &MetricsRequest) -> String {
     out
 }
 
-fn number_points(out: &mut String, m: &Metric, points: &[osprey_model::otlp::metrics::v1::NumberDataPoint]) {
+fn number_points(
+    out: &mut String,
+    m: &Metric,
+    points: &[osprey_model::otlp::metrics::v1::NumberDataPoint],
+) {
     for p in points {
         let v = match p.value {
             Some(number_data_point::Value::AsInt(i)) => i.to_string(),

@@ -9,16 +9,28 @@ use osprey_model::otlp::metrics::v1::{
     ResourceMetrics, ScopeMetrics,
 };
 use osprey_model::otlp::resource::v1::Resource;
-use osprey_model::otlp::trace::v1::{span::Event, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status};
+use osprey_model::otlp::trace::v1::{
+    span::Event, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
+};
 use osprey_model::TraceRequest;
 use osprey_pipeline::{LogsRequest, MetricsRequest};
 
 fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
 }
 
 fn resource() -> Option<Resource> {
-    Some(Resource { attributes: vec![kv("resource-attr", Value::StringValue("resource-attr-val-1".into()))], ..Default::default() })
+    Some(Resource {
+        attributes: vec![kv(
+            "resource-attr",
+            Value::StringValue("resource-attr-val-1".into()),
+        )],
+        ..Default::default()
+    })
 }
 
 const START: u64 = 1_581_452_772_000_000_321; // 2020-02-11 20:26:12.000000321
@@ -37,11 +49,17 @@ fn traces() -> TraceRequest {
         events: vec![Event {
             time_unix_nano: EVENT,
             name: "event-with-attr".into(),
-            attributes: vec![kv("span-event-attr", Value::StringValue("span-event-attr-val".into()))],
+            attributes: vec![kv(
+                "span-event-attr",
+                Value::StringValue("span-event-attr-val".into()),
+            )],
             dropped_attributes_count: 2,
         }],
         dropped_events_count: 1,
-        status: Some(Status { code: StatusCode::Error as i32, message: "status-cancelled".into() }),
+        status: Some(Status {
+            code: StatusCode::Error as i32,
+            message: "status-cancelled".into(),
+        }),
         ..Default::default()
     };
     let span_b = Span {
@@ -55,7 +73,10 @@ fn traces() -> TraceRequest {
     TraceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource(),
-            scope_spans: vec![ScopeSpans { spans: vec![span_a, span_b], ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span_a, span_b],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -117,8 +138,13 @@ fn detailed_log_record_matches_the_collector_layout() {
         time_unix_nano: END,
         severity_text: "Info".into(),
         severity_number: 9,
-        body: Some(AnyValue { value: Some(Value::StringValue("This is a log message".into())) }),
-        attributes: vec![kv("app", Value::StringValue("server".into())), kv("instance_num", Value::IntValue(1))],
+        body: Some(AnyValue {
+            value: Some(Value::StringValue("This is a log message".into())),
+        }),
+        attributes: vec![
+            kv("app", Value::StringValue("server".into())),
+            kv("instance_num", Value::IntValue(1)),
+        ],
         trace_id: vec![8, 4, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         span_id: vec![1, 2, 4, 8, 0, 0, 0, 0],
         ..Default::default()
@@ -126,7 +152,10 @@ fn detailed_log_record_matches_the_collector_layout() {
     let r = LogsRequest {
         resource_logs: vec![ResourceLogs {
             resource: resource(),
-            scope_logs: vec![ScopeLogs { log_records: vec![rec], ..Default::default() }],
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![rec],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     };
@@ -152,7 +181,10 @@ Span ID: 0102040800000000
 Flags: 0
 ";
     assert_eq!(detailed::logs(&r), expected);
-    assert_eq!(normal::logs(&r).lines().nth(2), Some("This is a log message app=server instance_num=1"));
+    assert_eq!(
+        normal::logs(&r).lines().nth(2),
+        Some("This is a log message app=server instance_num=1")
+    );
 }
 
 fn metrics() -> MetricsRequest {
@@ -191,7 +223,11 @@ fn metrics() -> MetricsRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource(),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: "lib".into(), version: "1.0".into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "lib".into(),
+                    version: "1.0".into(),
+                    ..Default::default()
+                }),
                 metrics: vec![gauge, histogram],
                 ..Default::default()
             }],
@@ -245,9 +281,15 @@ Buckets #1, Count: 1
 fn normal_output_is_a_line_per_record() {
     let t = normal::traces(&traces());
     let lines: Vec<_> = t.lines().collect();
-    assert_eq!(lines[0], "ResourceTraces #0 resource-attr=resource-attr-val-1");
+    assert_eq!(
+        lines[0],
+        "ResourceTraces #0 resource-attr=resource-attr-val-1"
+    );
     assert_eq!(lines[1], "ScopeTraces #0");
-    assert_eq!(lines[2], "operationA 0102030405060708090a0b0c0d0e0f10 1112131415161718");
+    assert_eq!(
+        lines[2],
+        "operationA 0102030405060708090a0b0c0d0e0f10 1112131415161718"
+    );
     assert_eq!(lines[3], "operationB   http.status=200");
     let m = normal::metrics(&metrics());
     let lines: Vec<_> = m.lines().collect();
@@ -259,12 +301,23 @@ fn normal_output_is_a_line_per_record() {
 #[test]
 fn summary_lines() {
     let p = Payload::Traces(traces());
-    assert_eq!(summary_line(&p, false), r#"Traces {"resource spans": 1, "spans": 2}"#);
-    assert_eq!(summary_line(&p, true), r#"TracesExporter {"resource spans": 1, "spans": 2}"#);
+    assert_eq!(
+        summary_line(&p, false),
+        r#"Traces {"resource spans": 1, "spans": 2}"#
+    );
+    assert_eq!(
+        summary_line(&p, true),
+        r#"TracesExporter {"resource spans": 1, "spans": 2}"#
+    );
     let p = Payload::Metrics(metrics());
-    assert_eq!(summary_line(&p, false), r#"Metrics {"resource metrics": 1, "metrics": 2, "data points": 2}"#);
+    assert_eq!(
+        summary_line(&p, false),
+        r#"Metrics {"resource metrics": 1, "metrics": 2, "data points": 2}"#
+    );
     assert!(render(Verbosity::Basic, &p).is_none());
-    assert!(render(Verbosity::Detailed, &p).unwrap().starts_with("ResourceMetrics #0"));
+    assert!(render(Verbosity::Detailed, &p)
+        .unwrap()
+        .starts_with("ResourceMetrics #0"));
 }
 
 #[test]
@@ -281,15 +334,29 @@ fn sampler_follows_zap() {
 
 #[test]
 fn configs() {
-    let d: DebugConfig = osprey_pipeline::decode_config(&serde_yaml::from_str("verbosity: Detailed\nsampling_initial: 5").unwrap()).unwrap();
+    let d: DebugConfig = osprey_pipeline::decode_config(
+        &serde_yaml::from_str("verbosity: Detailed\nsampling_initial: 5").unwrap(),
+    )
+    .unwrap();
     assert_eq!(d.verbosity, Verbosity::Detailed);
     assert_eq!((d.sampling_initial, d.sampling_thereafter), (5, 1));
-    assert!(osprey_pipeline::decode_config::<DebugConfig>(&serde_yaml::from_str("verbosity: none").unwrap()).is_err());
-    let bad = DebugConfig { use_internal_logger: false, output_paths: vec![], ..Default::default() };
+    assert!(osprey_pipeline::decode_config::<DebugConfig>(
+        &serde_yaml::from_str("verbosity: none").unwrap()
+    )
+    .is_err());
+    let bad = DebugConfig {
+        use_internal_logger: false,
+        output_paths: vec![],
+        ..Default::default()
+    };
     assert_eq!(bad.validate().unwrap_err().path, "output_paths");
-    let l: LoggingConfig = osprey_pipeline::decode_config(&serde_yaml::from_str("loglevel: debug").unwrap()).unwrap();
+    let l: LoggingConfig =
+        osprey_pipeline::decode_config(&serde_yaml::from_str("loglevel: debug").unwrap()).unwrap();
     assert_eq!(l.effective_verbosity().unwrap(), Verbosity::Detailed);
-    let l: LoggingConfig = osprey_pipeline::decode_config(&serde_yaml::from_str("loglevel: debug\nverbosity: basic").unwrap()).unwrap();
+    let l: LoggingConfig = osprey_pipeline::decode_config(
+        &serde_yaml::from_str("loglevel: debug\nverbosity: basic").unwrap(),
+    )
+    .unwrap();
     assert_eq!(l.validate().unwrap_err().path, "loglevel");
 }
 
@@ -306,5 +373,8 @@ async fn writes_to_an_output_file() {
     .unwrap();
     e.consume(Batch::traces(traces())).await.unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("Traces {\"resource spans\": 1, \"spans\": 2}\nResourceTraces #0"), "{text}");
+    assert!(
+        text.starts_with("Traces {\"resource spans\": 1, \"spans\": 2}\nResourceTraces #0"),
+        "{text}"
+    );
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 /// pdata's value type name (`Str`, `Int`, `Double`, `Bool`, `Map`, `Slice`, `Bytes`, `Empty`).
 pub fn type_name(v: Option<&AnyValue>) -> &'static str {
     match v.and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(_)) => "Str",
+        Some(Value::StringValue(_)) | Some(Value::StringValueStrindex(_)) => "Str",
         Some(Value::IntValue(_)) => "Int",
         Some(Value::DoubleValue(_)) => "Double",
         Some(Value::BoolValue(_)) => "Bool",
@@ -22,7 +22,13 @@ pub fn type_name(v: Option<&AnyValue>) -> &'static str {
 /// A double as pdata prints it (ES6 number-to-string: exponent form outside 1e-6..1e21).
 pub fn double(f: f64) -> String {
     if f.is_nan() || f.is_infinite() {
-        let text = if f.is_nan() { "NaN" } else if f > 0.0 { "+Inf" } else { "-Inf" };
+        let text = if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        };
         return format!("json: unsupported value: {text}");
     }
     let abs = f.abs();
@@ -38,11 +44,16 @@ fn raw_json(v: Option<&AnyValue>) -> serde_json::Value {
     use serde_json::Value as J;
     match v.and_then(|v| v.value.as_ref()) {
         Some(Value::StringValue(s)) => J::String(s.clone()),
+        Some(Value::StringValueStrindex(i)) => J::String(i.to_string()),
         Some(Value::IntValue(i)) => J::from(*i),
         Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
         Some(Value::BoolValue(b)) => J::Bool(*b),
-        Some(Value::BytesValue(b)) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
-        Some(Value::ArrayValue(a)) => J::Array(a.values.iter().map(|v| raw_json(Some(v))).collect()),
+        Some(Value::BytesValue(b)) => {
+            J::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Some(Value::ArrayValue(a)) => {
+            J::Array(a.values.iter().map(|v| raw_json(Some(v))).collect())
+        }
         Some(Value::KvlistValue(kv)) => J::Object(
             kv.values
                 .iter()
@@ -57,6 +68,8 @@ fn raw_json(v: Option<&AnyValue>) -> serde_json::Value {
 pub fn as_string(v: Option<&AnyValue>) -> String {
     match v.and_then(|v| v.value.as_ref()) {
         Some(Value::StringValue(s)) => s.clone(),
+        // A profiles dictionary index; no dictionary here, so the index itself.
+        Some(Value::StringValueStrindex(i)) => i.to_string(),
         Some(Value::IntValue(i)) => i.to_string(),
         Some(Value::DoubleValue(d)) => double(*d),
         Some(Value::BoolValue(b)) => b.to_string(),
@@ -136,7 +149,11 @@ pub fn temporality(t: i32) -> &'static str {
 pub fn severity(n: i32) -> String {
     const NAMES: [&str; 6] = ["Trace", "Debug", "Info", "Warn", "Error", "Fatal"];
     if !(1..=24).contains(&n) {
-        return if n == 0 { "Unspecified".into() } else { format!("SeverityNumber({n})") };
+        return if n == 0 {
+            "Unspecified".into()
+        } else {
+            format!("SeverityNumber({n})")
+        };
     }
     let base = NAMES[((n - 1) / 4) as usize];
     match (n - 1) % 4 {
@@ -160,14 +177,27 @@ mod tests {
         assert_eq!(typed(Some(&v(Value::IntValue(-3)))), "Int(-3)");
         assert_eq!(typed(Some(&v(Value::DoubleValue(1.5)))), "Double(1.5)");
         assert_eq!(typed(Some(&v(Value::BoolValue(true)))), "Bool(true)");
-        assert_eq!(typed(Some(&v(Value::BytesValue(vec![1, 2])))), "Bytes(AQI=)");
+        assert_eq!(
+            typed(Some(&v(Value::BytesValue(vec![1, 2])))),
+            "Bytes(AQI=)"
+        );
         assert_eq!(typed(None), "Empty()");
-        let list = v(Value::ArrayValue(ArrayValue { values: vec![v(Value::IntValue(1)), v(Value::StringValue("a".into()))] }));
+        let list = v(Value::ArrayValue(ArrayValue {
+            values: vec![v(Value::IntValue(1)), v(Value::StringValue("a".into()))],
+        }));
         assert_eq!(typed(Some(&list)), r#"Slice([1,"a"])"#);
         let map = v(Value::KvlistValue(KeyValueList {
             values: vec![
-                KeyValue { key: "z".into(), value: Some(v(Value::BoolValue(false))), ..Default::default() },
-                KeyValue { key: "a".into(), value: Some(v(Value::IntValue(2))), ..Default::default() },
+                KeyValue {
+                    key: "z".into(),
+                    value: Some(v(Value::BoolValue(false))),
+                    ..Default::default()
+                },
+                KeyValue {
+                    key: "a".into(),
+                    value: Some(v(Value::IntValue(2))),
+                    ..Default::default()
+                },
             ],
         }));
         assert_eq!(typed(Some(&map)), r#"Map({"a":2,"z":false})"#);
@@ -175,7 +205,10 @@ mod tests {
 
     #[test]
     fn timestamps_and_names() {
-        assert_eq!(timestamp(1_581_452_772_000_000_321), "2020-02-11 20:26:12.000000321 +0000 UTC");
+        assert_eq!(
+            timestamp(1_581_452_772_000_000_321),
+            "2020-02-11 20:26:12.000000321 +0000 UTC"
+        );
         assert_eq!(timestamp(0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(timestamp(1_500_000_000), "1970-01-01 00:00:01.5 +0000 UTC");
         assert_eq!(severity(9), "Info");

@@ -36,15 +36,17 @@ impl<'de> Deserialize<'de> for Headers {
             List(Vec<Pair>),
             Null(()),
         }
-        Ok(match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom(
-                "expected a map of header names to string values, or a list of {name, value}",
-            )
-        })? {
-            Raw::Map(m) => Headers(m.into_iter().collect()),
-            Raw::List(l) => Headers(l.into_iter().map(|p| (p.name, p.value)).collect()),
-            Raw::Null(()) => Headers::default(),
-        })
+        Ok(
+            match Raw::deserialize(d).map_err(|_| {
+                serde::de::Error::custom(
+                    "expected a map of header names to string values, or a list of {name, value}",
+                )
+            })? {
+                Raw::Map(m) => Headers(m.into_iter().collect()),
+                Raw::List(l) => Headers(l.into_iter().map(|p| (p.name, p.value)).collect()),
+                Raw::Null(()) => Headers::default(),
+            },
+        )
     }
 }
 
@@ -162,7 +164,10 @@ mod tests {
     #[test]
     fn headers_map_and_list_forms() {
         let c: C = serde_yaml::from_str("headers: {b: '2', a: '1'}").unwrap();
-        assert_eq!(c.headers.0, vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
+        assert_eq!(
+            c.headers.0,
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
         let c: C =
             serde_yaml::from_str("headers: [{name: x-key, value: secret}]\ncompression: zstd")
                 .unwrap();
@@ -179,7 +184,9 @@ mod tests {
         let body = b"hello hello hello hello".repeat(10);
         let gz = Compression::Gzip.compress(&body).unwrap().unwrap();
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, body);
         let z = Compression::Zstd.compress(&body).unwrap().unwrap();
         assert_eq!(zstd::decode_all(&z[..]).unwrap(), body);

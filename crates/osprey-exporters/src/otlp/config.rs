@@ -108,7 +108,10 @@ impl OtlpConfig {
     pub fn target(&self) -> Result<Target, ConfigError> {
         let e = self.endpoint.trim();
         if e.is_empty() {
-            return Err(ConfigError::new("endpoint", r#"requires a non-empty "endpoint""#));
+            return Err(ConfigError::new(
+                "endpoint",
+                r#"requires a non-empty "endpoint""#,
+            ));
         }
         if e.starts_with("unix://") {
             return Err(ConfigError::new(
@@ -161,7 +164,10 @@ impl OtlpConfig {
         if !(self.middlewares.is_null()
             || self.middlewares.as_sequence().is_some_and(|s| s.is_empty()))
         {
-            return Err(ConfigError::new("middlewares", "middlewares are not supported yet"));
+            return Err(ConfigError::new(
+                "middlewares",
+                "middlewares are not supported yet",
+            ));
         }
         if !self.authority.is_empty()
             && http::uri::Authority::try_from(self.authority.as_str()).is_err()
@@ -201,7 +207,13 @@ mod tests {
     #[test]
     fn endpoint_forms() {
         let t = |e: &str| cfg(&format!("endpoint: {e:?}")).map(|c| c.target().unwrap());
-        assert_eq!(t("https://h:4317").unwrap(), Target { host_port: "h:4317".into(), https: true });
+        assert_eq!(
+            t("https://h:4317").unwrap(),
+            Target {
+                host_port: "h:4317".into(),
+                https: true
+            }
+        );
         assert_eq!(t("http://h:4317").unwrap().https, false);
         assert_eq!(t("dns:///h:4317").unwrap().host_port, "h:4317");
         assert_eq!(t("[::1]:4317").unwrap().host_port, "[::1]:4317");
@@ -212,9 +224,20 @@ mod tests {
 
     #[test]
     fn unsupported_settings_are_named() {
-        assert_eq!(cfg("endpoint: a:1\ncompression: snappy").unwrap_err().path, "compression");
-        assert_eq!(cfg("endpoint: a:1\nauth: {authenticator: x}").unwrap_err().path, "auth");
+        assert_eq!(
+            cfg("endpoint: a:1\ncompression: snappy").unwrap_err().path,
+            "compression"
+        );
+        assert_eq!(
+            cfg("endpoint: a:1\nauth: {authenticator: x}")
+                .unwrap_err()
+                .path,
+            "auth"
+        );
         assert_eq!(cfg("endpoint: a:1\nbogus: 1").unwrap_err().path, "bogus");
-        assert_eq!(cfg("endpoint: a:1\ntls: {bogus: 1}").unwrap_err().path, "tls.bogus");
+        assert_eq!(
+            cfg("endpoint: a:1\ntls: {bogus: 1}").unwrap_err().path,
+            "tls.bogus"
+        );
     }
 }

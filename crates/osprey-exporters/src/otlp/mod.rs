@@ -52,21 +52,27 @@ pub struct OtlpExporter {
 
 impl std::fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtlpExporter").field("target", &self.target).finish()
+        f.debug_struct("OtlpExporter")
+            .field("target", &self.target)
+            .finish()
     }
 }
 
 fn metadata(headers: &common::Headers) -> Result<MetadataMap, ConfigError> {
     let mut map = MetadataMap::new();
     for (name, value) in &headers.0 {
-        let bad = |what: &str| ConfigError::new(format!("headers.{name}"), format!("not a valid {what}"));
+        let bad =
+            |what: &str| ConfigError::new(format!("headers.{name}"), format!("not a valid {what}"));
         let lower = name.to_ascii_lowercase();
         if lower.ends_with("-bin") {
-            let key = MetadataKey::from_bytes(lower.as_bytes()).map_err(|_| bad("gRPC metadata key"))?;
+            let key =
+                MetadataKey::from_bytes(lower.as_bytes()).map_err(|_| bad("gRPC metadata key"))?;
             map.append_bin(key, BinaryMetadataValue::from_bytes(value.as_bytes()));
         } else {
-            let key = MetadataKey::from_bytes(lower.as_bytes()).map_err(|_| bad("gRPC metadata key"))?;
-            let value = AsciiMetadataValue::try_from(value.as_str()).map_err(|_| bad("gRPC metadata value"))?;
+            let key =
+                MetadataKey::from_bytes(lower.as_bytes()).map_err(|_| bad("gRPC metadata key"))?;
+            let value = AsciiMetadataValue::try_from(value.as_str())
+                .map_err(|_| bad("gRPC metadata value"))?;
             map.append(key, value);
         }
     }
@@ -79,7 +85,11 @@ impl OtlpExporter {
         config.validate()?;
         let target = config.target()?;
         let tls = config.tls.grpc_uses_tls(target.https);
-        let uri = format!("{}://{}", if tls { "https" } else { "http" }, target.host_port);
+        let uri = format!(
+            "{}://{}",
+            if tls { "https" } else { "http" },
+            target.host_port
+        );
         let mut endpoint = Endpoint::from_shared(uri)
             .map_err(|e| ConfigError::new("endpoint", tls::error_chain(&e)))?
             .user_agent(user_agent())
@@ -91,7 +101,11 @@ impl OtlpExporter {
                 .keep_alive_while_idle(k.permit_without_stream);
         }
         if !config.authority.is_empty() {
-            let origin = format!("{}://{}", if tls { "https" } else { "http" }, config.authority);
+            let origin = format!(
+                "{}://{}",
+                if tls { "https" } else { "http" },
+                config.authority
+            );
             let origin = origin
                 .parse()
                 .map_err(|_| ConfigError::new("authority", "not a valid authority"))?;

@@ -44,12 +44,7 @@ pub fn classify(target: &str, status: &tonic::Status) -> ConsumeError {
 
 /// Logs a partial success (`rejected` items or a message) the way the Collector does: a
 /// warning; the export still counts as done. Returns the rejected count.
-pub fn report_partial_success(
-    target: &str,
-    item_name: &str,
-    rejected: i64,
-    message: &str,
-) -> u64 {
+pub fn report_partial_success(target: &str, item_name: &str, rejected: i64, message: &str) -> u64 {
     if rejected != 0 || !message.is_empty() {
         tracing::warn!(
             target: "osprey::exporter",
@@ -70,11 +65,26 @@ mod tests {
 
     #[test]
     fn codes_follow_the_collector() {
-        for code in [Code::Unavailable, Code::Cancelled, Code::DeadlineExceeded, Code::Aborted, Code::OutOfRange, Code::DataLoss] {
+        for code in [
+            Code::Unavailable,
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::DataLoss,
+        ] {
             let e = classify("t", &tonic::Status::new(code, "x"));
             assert!(matches!(e, ConsumeError::Unavailable(_)), "{code:?}: {e}");
         }
-        for code in [Code::InvalidArgument, Code::Unknown, Code::Internal, Code::PermissionDenied, Code::Unauthenticated, Code::ResourceExhausted, Code::Unimplemented] {
+        for code in [
+            Code::InvalidArgument,
+            Code::Unknown,
+            Code::Internal,
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::ResourceExhausted,
+            Code::Unimplemented,
+        ] {
             let e = classify("t", &tonic::Status::new(code, "x"));
             assert!(matches!(e, ConsumeError::Permanent(_)), "{code:?}: {e}");
         }

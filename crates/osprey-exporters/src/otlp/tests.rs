@@ -1,15 +1,21 @@
 //! The `otlp` exporter against a local tonic OTLP server on 127.0.0.1.
 
 use super::*;
-use osprey_model::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use osprey_model::otlp::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use osprey_model::otlp::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use osprey_model::otlp::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use osprey_model::otlp::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use osprey_model::otlp::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use osprey_model::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use osprey_model::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use osprey_model::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -39,11 +45,23 @@ impl TraceService for Svc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, Status> {
-        let header = |k: &str| request.metadata().get(k).and_then(|v| v.to_str().ok()).map(String::from);
-        let seen = (header("grpc-encoding"), header("x-tenant"), osprey_model::span_count(request.get_ref()));
+        let header = |k: &str| {
+            request
+                .metadata()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        let seen = (
+            header("grpc-encoding"),
+            header("x-tenant"),
+            osprey_model::span_count(request.get_ref()),
+        );
         self.0.seen.lock().unwrap().push(seen);
         let reply = self.0.replies.lock().unwrap().pop_front();
-        reply.unwrap_or_else(|| Ok(ExportTraceServiceResponse::default())).map(tonic::Response::new)
+        reply
+            .unwrap_or_else(|| Ok(ExportTraceServiceResponse::default()))
+            .map(tonic::Response::new)
     }
 }
 
@@ -72,7 +90,8 @@ impl LogsService for Svc {
 /// Starts the mock server; returns its state and `127.0.0.1:port`.
 async fn server() -> (Arc<Mock>, String) {
     let mock = Arc::new(Mock::default());
-    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let incoming =
+        tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = incoming.local_addr().unwrap();
     let svc = Svc(mock.clone());
     let router = tonic::transport::Server::builder()
@@ -81,22 +100,33 @@ async fn server() -> (Arc<Mock>, String) {
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd),
         )
-        .add_service(MetricsServiceServer::new(svc.clone()).accept_compressed(CompressionEncoding::Gzip))
+        .add_service(
+            MetricsServiceServer::new(svc.clone()).accept_compressed(CompressionEncoding::Gzip),
+        )
         .add_service(LogsServiceServer::new(svc).accept_compressed(CompressionEncoding::Gzip));
     tokio::spawn(router.serve_with_incoming(incoming));
     (mock, addr.to_string())
 }
 
 fn exporter(yaml: &str) -> OtlpExporter {
-    let config: OtlpConfig = osprey_pipeline::decode_config(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+    let config: OtlpConfig =
+        osprey_pipeline::decode_config(&serde_yaml::from_str(yaml).unwrap()).unwrap();
     OtlpExporter::new(config).unwrap()
 }
 
 fn traces(spans: usize) -> Batch {
-    let span = Span { trace_id: vec![1; 16], span_id: vec![2; 8], name: "op".into(), ..Default::default() };
+    let span = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "op".into(),
+        ..Default::default()
+    };
     Batch::traces(ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans: vec![span; spans], ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span; spans],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     })
@@ -113,23 +143,36 @@ async fn exports_all_signals_with_gzip_and_headers() {
     assert_eq!(seen, vec![(Some("gzip".into()), Some("acme".into()), 3)]);
 
     let metric = osprey_model::otlp::metrics::v1::ResourceMetrics::default();
-    e.consume(Batch::metrics(ExportMetricsServiceRequest { resource_metrics: vec![metric] }))
-        .await
-        .unwrap();
+    e.consume(Batch::metrics(ExportMetricsServiceRequest {
+        resource_metrics: vec![metric],
+    }))
+    .await
+    .unwrap();
     let logs = ResourceLogs {
-        scope_logs: vec![ScopeLogs { log_records: vec![LogRecord::default()], ..Default::default() }],
+        scope_logs: vec![ScopeLogs {
+            log_records: vec![LogRecord::default()],
+            ..Default::default()
+        }],
         ..Default::default()
     };
-    e.consume(Batch::logs(ExportLogsServiceRequest { resource_logs: vec![logs] })).await.unwrap();
+    e.consume(Batch::logs(ExportLogsServiceRequest {
+        resource_logs: vec![logs],
+    }))
+    .await
+    .unwrap();
     assert_eq!(*mock.other.lock().unwrap(), vec!["metrics", "logs"]);
 }
 
 #[tokio::test]
 async fn zstd_and_no_compression() {
     let (mock, addr) = server().await;
-    let z = exporter(&format!("endpoint: http://{addr}\ntls: {{insecure: true}}\ncompression: zstd"));
+    let z = exporter(&format!(
+        "endpoint: http://{addr}\ntls: {{insecure: true}}\ncompression: zstd"
+    ));
     z.consume(traces(1)).await.unwrap();
-    let none = exporter(&format!("endpoint: {addr}\ntls: {{insecure: true}}\ncompression: none"));
+    let none = exporter(&format!(
+        "endpoint: {addr}\ntls: {{insecure: true}}\ncompression: none"
+    ));
     none.consume(traces(1)).await.unwrap();
     let seen = mock.seen.lock().unwrap().clone();
     assert_eq!(seen[0].0.as_deref(), Some("zstd"));
@@ -139,12 +182,15 @@ async fn zstd_and_no_compression() {
 #[tokio::test]
 async fn partial_success_is_counted_not_failed() {
     let (mock, addr) = server().await;
-    mock.replies.lock().unwrap().push_back(Ok(ExportTraceServiceResponse {
-        partial_success: Some(ExportTracePartialSuccess {
-            rejected_spans: 2,
-            error_message: "too old".into(),
-        }),
-    }));
+    mock.replies
+        .lock()
+        .unwrap()
+        .push_back(Ok(ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 2,
+                error_message: "too old".into(),
+            }),
+        }));
     let e = exporter(&format!("endpoint: {addr}\ntls: {{insecure: true}}"));
     e.consume(traces(5)).await.unwrap();
     assert_eq!(e.rejected_items(), 2);
@@ -168,9 +214,14 @@ async fn failures_are_classified() {
     let err = e.consume(traces(1)).await.unwrap_err();
     assert!(matches!(err, ConsumeError::Unavailable(_)), "{err}");
     let err = e.consume(traces(1)).await.unwrap_err();
-    assert!(matches!(err, ConsumeError::Permanent(ref m) if m.contains("bad spans")), "{err}");
+    assert!(
+        matches!(err, ConsumeError::Permanent(ref m) if m.contains("bad spans")),
+        "{err}"
+    );
     match e.consume(traces(1)).await.unwrap_err() {
-        ConsumeError::Overloaded { retry_after, .. } => assert_eq!(retry_after, Duration::from_secs(7)),
+        ConsumeError::Overloaded { retry_after, .. } => {
+            assert_eq!(retry_after, Duration::from_secs(7))
+        }
         other => panic!("{other}"),
     }
     let err = e.consume(traces(1)).await.unwrap_err();
@@ -180,8 +231,14 @@ async fn failures_are_classified() {
 #[tokio::test]
 async fn unreachable_endpoint_is_retryable() {
     // Bind and drop a listener so the port is (very likely) closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let e = exporter(&format!("endpoint: 127.0.0.1:{port}\ntls: {{insecure: true}}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = exporter(&format!(
+        "endpoint: 127.0.0.1:{port}\ntls: {{insecure: true}}"
+    ));
     let err = e.consume(traces(1)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
 }
@@ -190,7 +247,9 @@ async fn unreachable_endpoint_is_retryable() {
 async fn empty_batches_are_not_sent() {
     let (mock, addr) = server().await;
     let e = exporter(&format!("endpoint: {addr}\ntls: {{insecure: true}}"));
-    e.consume(Batch::traces(ExportTraceServiceRequest::default())).await.unwrap();
+    e.consume(Batch::traces(ExportTraceServiceRequest::default()))
+        .await
+        .unwrap();
     assert!(mock.seen.lock().unwrap().is_empty());
 }
 
@@ -202,7 +261,10 @@ fn new_needs_no_runtime_and_checks_config() {
     // in a sandbox, so only the insecure form is asserted to succeed).
     assert!(OtlpExporter::new(OtlpConfig {
         endpoint: "localhost:4317".into(),
-        tls: tls::TlsClientConfig { insecure: true, ..Default::default() },
+        tls: tls::TlsClientConfig {
+            insecure: true,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .is_ok());

@@ -86,10 +86,16 @@ impl TlsClientConfig {
             ));
         }
         let min = tls_version(&self.min_version).ok_or_else(|| {
-            ConfigError::new("tls.min_version", format!("unknown TLS version {:?}", self.min_version))
+            ConfigError::new(
+                "tls.min_version",
+                format!("unknown TLS version {:?}", self.min_version),
+            )
         })?;
         let max = tls_version(&self.max_version).ok_or_else(|| {
-            ConfigError::new("tls.max_version", format!("unknown TLS version {:?}", self.max_version))
+            ConfigError::new(
+                "tls.max_version",
+                format!("unknown TLS version {:?}", self.max_version),
+            )
         })?;
         if max != 0 && min > max {
             return Err(ConfigError::new(
@@ -151,7 +157,9 @@ impl TlsClientConfig {
     ) -> Result<tonic::transport::Endpoint, ConfigError> {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
         if !self.min_version.is_empty() || !self.max_version.is_empty() {
-            tracing::debug!("tls.min_version/max_version: the gRPC client negotiates TLS 1.2 or 1.3");
+            tracing::debug!(
+                "tls.min_version/max_version: the gRPC client negotiates TLS 1.2 or 1.3"
+            );
         }
         let mut tls = ClientTlsConfig::new();
         if !self.server_name_override.is_empty() {
@@ -171,9 +179,8 @@ impl TlsClientConfig {
             }
             endpoint.tls_config(tls)
         };
-        result.map_err(|e| {
-            ConfigError::new("tls", format!("cannot set up TLS: {}", error_chain(&e)))
-        })
+        result
+            .map_err(|e| ConfigError::new("tls", format!("cannot set up TLS: {}", error_chain(&e))))
     }
 
     /// Applies this block to a reqwest client (used for `https://` URLs).
@@ -187,10 +194,16 @@ impl TlsClientConfig {
         }
         if let Some(ca) = self.load_ca()? {
             let certs = reqwest::Certificate::from_pem_bundle(&ca).map_err(|e| {
-                ConfigError::new("tls.ca_file", format!("failed to parse CA: {}", error_chain(&e)))
+                ConfigError::new(
+                    "tls.ca_file",
+                    format!("failed to parse CA: {}", error_chain(&e)),
+                )
             })?;
             if certs.is_empty() {
-                return Err(ConfigError::new("tls.ca_file", "no certificate in the CA PEM"));
+                return Err(ConfigError::new(
+                    "tls.ca_file",
+                    "no certificate in the CA PEM",
+                ));
             }
             for c in certs {
                 builder = builder.add_root_certificate(c);
@@ -211,7 +224,9 @@ impl TlsClientConfig {
             builder = builder.identity(id);
         }
         if !self.server_name_override.is_empty() {
-            tracing::warn!("tls.server_name_override is not supported by the HTTP exporter; ignored");
+            tracing::warn!(
+                "tls.server_name_override is not supported by the HTTP exporter; ignored"
+            );
         }
         let version = |v: &str| match v {
             "1.3" => Some(reqwest::tls::Version::TLS_1_3),
@@ -301,7 +316,9 @@ mod tests {
         assert_eq!(e.path, "tls.ca_file");
         let e = tls("cert_file: a").validate().unwrap_err();
         assert_eq!(e.path, "tls");
-        let e = tls("min_version: '1.3'\nmax_version: '1.2'").validate().unwrap_err();
+        let e = tls("min_version: '1.3'\nmax_version: '1.2'")
+            .validate()
+            .unwrap_err();
         assert_eq!(e.path, "tls.min_version");
         let e = tls("min_version: '2.0'").validate().unwrap_err();
         assert_eq!(e.path, "tls.min_version");
@@ -318,7 +335,9 @@ mod tests {
     #[test]
     fn unreadable_ca_file_is_a_config_error() {
         let ep = tonic::transport::Endpoint::from_static("https://localhost:4317");
-        let e = tls("ca_file: /nonexistent/ca.pem").apply_tonic(ep).unwrap_err();
+        let e = tls("ca_file: /nonexistent/ca.pem")
+            .apply_tonic(ep)
+            .unwrap_err();
         assert_eq!(e.path, "tls.ca_file");
         // insecure_skip_verify needs no roots.
         let ep = tonic::transport::Endpoint::from_static("https://localhost:4317");

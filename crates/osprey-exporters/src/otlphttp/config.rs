@@ -104,7 +104,10 @@ fn parse_url(text: &str, key: &str) -> Result<reqwest::Url, ConfigError> {
     let url = reqwest::Url::parse(text)
         .map_err(|e| ConfigError::new(key, format!("{key} must be a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::new(key, format!("{key} must be an http or https URL")));
+        return Err(ConfigError::new(
+            key,
+            format!("{key} must be an http or https URL"),
+        ));
     }
     Ok(url)
 }
@@ -124,7 +127,11 @@ impl OtlpHttpConfig {
         if self.endpoint.is_empty() {
             return Ok(None);
         }
-        let sep = if self.endpoint.ends_with('/') { "" } else { "/" };
+        let sep = if self.endpoint.ends_with('/') {
+            ""
+        } else {
+            "/"
+        };
         let composed = format!("{}{sep}v1/{}", self.endpoint, signal.as_str());
         parse_url(&composed, "endpoint").map(Some)
     }
@@ -136,7 +143,10 @@ impl OtlpHttpConfig {
             && self.logs_endpoint.is_empty()
             && self.profiles_endpoint.is_empty()
         {
-            return Err(ConfigError::new("endpoint", "at least one endpoint must be specified"));
+            return Err(ConfigError::new(
+                "endpoint",
+                "at least one endpoint must be specified",
+            ));
         }
         if !self.endpoint.is_empty() {
             parse_url(&self.endpoint, "endpoint")?;
@@ -168,7 +178,10 @@ impl OtlpHttpConfig {
         if !(self.middlewares.is_null()
             || self.middlewares.as_sequence().is_some_and(|s| s.is_empty()))
         {
-            return Err(ConfigError::new("middlewares", "middlewares are not supported yet"));
+            return Err(ConfigError::new(
+                "middlewares",
+                "middlewares are not supported yet",
+            ));
         }
         Ok(())
     }
@@ -188,8 +201,12 @@ mod tests {
     fn signal_urls_compose_like_the_collector() {
         let c = cfg("endpoint: https://example.com:4318").unwrap();
         let url = |c: &OtlpHttpConfig, s| c.signal_url(s).unwrap().unwrap().to_string();
-        assert_eq!(url(&c, Signal::Traces), "https://example.com:4318/v1/traces");
-        let c = cfg("endpoint: http://h:4318/prefix/\nlogs_endpoint: http://logs:1/custom").unwrap();
+        assert_eq!(
+            url(&c, Signal::Traces),
+            "https://example.com:4318/v1/traces"
+        );
+        let c =
+            cfg("endpoint: http://h:4318/prefix/\nlogs_endpoint: http://logs:1/custom").unwrap();
         assert_eq!(url(&c, Signal::Metrics), "http://h:4318/prefix/v1/metrics");
         assert_eq!(url(&c, Signal::Logs), "http://logs:1/custom");
         let c = cfg("traces_endpoint: http://t:1/v1/traces").unwrap();
@@ -204,9 +221,23 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!(cfg("{}").unwrap_err().path, "endpoint");
         assert_eq!(cfg("endpoint: 'not a url'").unwrap_err().path, "endpoint");
-        assert_eq!(cfg("endpoint: http://h\nencoding: xml").unwrap_err().path, "encoding");
-        assert_eq!(cfg("endpoint: http://h\ncompression: snappy").unwrap_err().path, "compression");
-        assert_eq!(cfg("traces_endpoint: ftp://h").unwrap_err().path, "traces_endpoint");
-        assert_eq!(cfg("endpoint: http://h\nencoding: json").unwrap().encoding, Encoding::Json);
+        assert_eq!(
+            cfg("endpoint: http://h\nencoding: xml").unwrap_err().path,
+            "encoding"
+        );
+        assert_eq!(
+            cfg("endpoint: http://h\ncompression: snappy")
+                .unwrap_err()
+                .path,
+            "compression"
+        );
+        assert_eq!(
+            cfg("traces_endpoint: ftp://h").unwrap_err().path,
+            "traces_endpoint"
+        );
+        assert_eq!(
+            cfg("endpoint: http://h\nencoding: json").unwrap().encoding,
+            Encoding::Json
+        );
     }
 }

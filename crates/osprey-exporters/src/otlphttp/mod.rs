@@ -75,9 +75,12 @@ impl OtlpHttpExporter {
         } else {
             config.tls.apply_reqwest(builder)?
         };
-        let client = builder
-            .build()
-            .map_err(|e| ConfigError::new("tls", format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        let client = builder.build().map_err(|e| {
+            ConfigError::new(
+                "tls",
+                format!("cannot build the HTTP client: {}", error_chain(&e)),
+            )
+        })?;
         Ok(OtlpHttpExporter {
             client,
             traces_url: config.signal_url(Signal::Traces)?,
@@ -109,9 +112,11 @@ impl OtlpHttpExporter {
             r.map_err(|e| ConsumeError::Permanent(format!("cannot encode OTLP/JSON: {e}")))
         };
         match (self.encoding, &batch.payload) {
-            (Encoding::Proto, _) if batch.encoded.is_some() => {
-                Ok(batch.encoded.as_ref().map(|b| b.to_vec()).unwrap_or_default())
-            }
+            (Encoding::Proto, _) if batch.encoded.is_some() => Ok(batch
+                .encoded
+                .as_ref()
+                .map(|b| b.to_vec())
+                .unwrap_or_default()),
             (Encoding::Proto, Payload::Traces(r)) => Ok(r.encode_to_vec()),
             (Encoding::Proto, Payload::Metrics(r)) => Ok(r.encode_to_vec()),
             (Encoding::Proto, Payload::Logs(r)) => Ok(r.encode_to_vec()),
@@ -158,10 +163,17 @@ impl Consumer for OtlpHttpExporter {
                 compressed
             }
             Ok(None) => body,
-            Err(e) => return Err(ConsumeError::Permanent(format!("cannot compress the request: {e}"))),
+            Err(e) => {
+                return Err(ConsumeError::Permanent(format!(
+                    "cannot compress the request: {e}"
+                )))
+            }
         };
         let response = request.body(body).send().await.map_err(|e| {
-            ConsumeError::Unavailable(format!("failed to make an HTTP request: {}", error_chain(&e)))
+            ConsumeError::Unavailable(format!(
+                "failed to make an HTTP request: {}",
+                error_chain(&e)
+            ))
         })?;
         let status = response.status().as_u16();
         let header = |name: http::HeaderName| {
@@ -176,7 +188,12 @@ impl Consumer for OtlpHttpExporter {
         // A body that cannot be read counts as empty, as upstream's reader does on errors.
         let body = Self::read_body(response).await.unwrap_or_default();
         if !(200..300).contains(&status) {
-            return Err(response::classify(url.as_str(), status, retry_after.as_deref(), &body));
+            return Err(response::classify(
+                url.as_str(),
+                status,
+                retry_after.as_deref(),
+                &body,
+            ));
         }
         match response::partial_success(signal, &content_type, &body) {
             Ok(Some((rejected, message))) => {

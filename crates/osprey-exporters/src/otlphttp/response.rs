@@ -83,7 +83,11 @@ impl JsonInt {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct JsonPartial {
-    #[serde(alias = "rejected_spans", alias = "rejectedDataPoints", alias = "rejected_data_points")]
+    #[serde(
+        alias = "rejected_spans",
+        alias = "rejectedDataPoints",
+        alias = "rejected_data_points"
+    )]
     #[serde(alias = "rejectedLogRecords", alias = "rejected_log_records")]
     #[serde(rename = "rejectedSpans")]
     rejected: Option<JsonInt>,
@@ -154,27 +158,51 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
     fn status_codes_follow_the_collector() {
         let e = classify("u", 503, Some("5"), b"");
-        assert!(matches!(e, ConsumeError::Overloaded { retry_after, .. } if retry_after == Duration::from_secs(5)));
-        assert!(matches!(classify("u", 429, None, b""), ConsumeError::Unavailable(_)));
+        assert!(
+            matches!(e, ConsumeError::Overloaded { retry_after, .. } if retry_after == Duration::from_secs(5))
+        );
+        assert!(matches!(
+            classify("u", 429, None, b""),
+            ConsumeError::Unavailable(_)
+        ));
         // 502/504 never throttle, even with Retry-After.
-        assert!(matches!(classify("u", 502, Some("5"), b""), ConsumeError::Unavailable(_)));
-        assert!(matches!(classify("u", 504, None, b""), ConsumeError::Unavailable(_)));
+        assert!(matches!(
+            classify("u", 502, Some("5"), b""),
+            ConsumeError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify("u", 504, None, b""),
+            ConsumeError::Unavailable(_)
+        ));
         for code in [400, 401, 403, 404, 413, 500, 501] {
-            assert!(matches!(classify("u", code, None, b""), ConsumeError::Permanent(_)), "{code}");
+            assert!(
+                matches!(classify("u", code, None, b""), ConsumeError::Permanent(_)),
+                "{code}"
+            );
         }
-        let body = RpcStatus { code: 3, message: "bad span".into() }.encode_to_vec();
+        let body = RpcStatus {
+            code: 3,
+            message: "bad span".into(),
+        }
+        .encode_to_vec();
         match classify("u", 400, None, &body) {
             ConsumeError::Permanent(m) => assert!(m.contains("Message=bad span"), "{m}"),
             e => panic!("{e}"),
@@ -183,9 +211,14 @@ mod tests {
 
     #[test]
     fn partial_success_bodies() {
-        use osprey_model::otlp::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+        use osprey_model::otlp::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
         let proto = ExportTraceServiceResponse {
-            partial_success: Some(ExportTracePartialSuccess { rejected_spans: 4, error_message: "m".into() }),
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 4,
+                error_message: "m".into(),
+            }),
         }
         .encode_to_vec();
         assert_eq!(
@@ -197,8 +230,14 @@ mod tests {
             partial_success(Signal::Logs, "application/json; charset=utf-8", json).unwrap(),
             Some((3, "x".into()))
         );
-        assert_eq!(partial_success(Signal::Metrics, "application/json", b"{}").unwrap(), None);
-        assert_eq!(partial_success(Signal::Traces, "text/plain", b"ok").unwrap(), None);
+        assert_eq!(
+            partial_success(Signal::Metrics, "application/json", b"{}").unwrap(),
+            None
+        );
+        assert_eq!(
+            partial_success(Signal::Traces, "text/plain", b"ok").unwrap(),
+            None
+        );
         assert!(partial_success(Signal::Traces, "application/json", b"nope").is_err());
     }
 }

@@ -25,13 +25,26 @@ struct Mock {
     seen: Mutex<Vec<(String, String, String, String, ExportTraceServiceRequest)>>,
 }
 
-async fn handle(State(mock): State<Arc<Mock>>, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+async fn handle(
+    State(mock): State<Arc<Mock>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let h = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
     let mut raw = body.to_vec();
     match h("content-encoding").as_str() {
         "gzip" => {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+            flate2::read::GzDecoder::new(&raw[..])
+                .read_to_end(&mut out)
+                .unwrap();
             raw = out;
         }
         "zstd" => raw = zstd::decode_all(&raw[..]).unwrap(),
@@ -46,8 +59,19 @@ async fn handle(State(mock): State<Arc<Mock>>, uri: Uri, headers: HeaderMap, bod
     } else {
         ExportTraceServiceRequest::default()
     };
-    mock.seen.lock().unwrap().push((uri.path().into(), h("content-type"), h("content-encoding"), h("x-tenant"), request));
-    let (status, extra, body) = mock.replies.lock().unwrap().pop_front().unwrap_or((200, vec![], vec![]));
+    mock.seen.lock().unwrap().push((
+        uri.path().into(),
+        h("content-type"),
+        h("content-encoding"),
+        h("x-tenant"),
+        request,
+    ));
+    let (status, extra, body) =
+        mock.replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or((200, vec![], vec![]));
     let mut out = HeaderMap::new();
     for (k, v) in extra {
         out.insert(k, v.parse().unwrap());
@@ -59,13 +83,16 @@ async fn server() -> (Arc<Mock>, String) {
     let mock = Arc::new(Mock::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(handle).with_state(mock.clone());
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(mock.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (mock, format!("http://{addr}"))
 }
 
 fn exporter(yaml: &str) -> OtlpHttpExporter {
-    let config: OtlpHttpConfig = osprey_pipeline::decode_config(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+    let config: OtlpHttpConfig =
+        osprey_pipeline::decode_config(&serde_yaml::from_str(yaml).unwrap()).unwrap();
     OtlpHttpExporter::new(config).unwrap()
 }
 
@@ -77,14 +104,19 @@ fn request() -> ExportTraceServiceRequest {
         start_time_unix_nano: 1_700_000_000_000_000_000,
         attributes: vec![KeyValue {
             key: "http.status_code".into(),
-            value: Some(AnyValue { value: Some(any_value::Value::IntValue(200)) }),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::IntValue(200)),
+            }),
             ..Default::default()
         }],
         ..Default::default()
     };
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -102,7 +134,10 @@ async fn proto_with_gzip_and_headers() {
     .unwrap();
     let seen = mock.seen.lock().unwrap();
     let (path, ct, ce, tenant, got) = &seen[0];
-    assert_eq!((path.as_str(), ct.as_str(), ce.as_str(), tenant.as_str()), ("/v1/traces", "application/x-protobuf", "gzip", "acme"));
+    assert_eq!(
+        (path.as_str(), ct.as_str(), ce.as_str(), tenant.as_str()),
+        ("/v1/traces", "application/x-protobuf", "gzip", "acme")
+    );
     assert_eq!(*got, request());
     assert_eq!(seen[1].0, "/v1/logs");
 }
@@ -110,7 +145,9 @@ async fn proto_with_gzip_and_headers() {
 #[tokio::test]
 async fn json_encoding_round_trips_as_otlp_json() {
     let (mock, base) = server().await;
-    let e = exporter(&format!("endpoint: {base}\nencoding: json\ncompression: none"));
+    let e = exporter(&format!(
+        "endpoint: {base}\nencoding: json\ncompression: none"
+    ));
     e.consume(Batch::traces(request())).await.unwrap();
     let seen = mock.seen.lock().unwrap();
     assert_eq!(seen[0].1, "application/json");
@@ -121,13 +158,18 @@ async fn json_encoding_round_trips_as_otlp_json() {
 #[tokio::test]
 async fn zstd_and_pre_encoded_body() {
     let (mock, base) = server().await;
-    let e = exporter(&format!("traces_endpoint: {base}/v1/traces\ncompression: zstd"));
+    let e = exporter(&format!(
+        "traces_endpoint: {base}/v1/traces\ncompression: zstd"
+    ));
     let mut batch = Batch::traces(request());
     batch.encoded = Some(prost::Message::encode_to_vec(&request()).into());
     e.consume(batch).await.unwrap();
     assert_eq!(mock.seen.lock().unwrap()[0].2, "zstd");
     // No URL for metrics: permanent.
-    let err = e.consume(Batch::metrics(osprey_pipeline::MetricsRequest::default())).await.unwrap_err();
+    let err = e
+        .consume(Batch::metrics(osprey_pipeline::MetricsRequest::default()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConsumeError::Permanent(_)), "{err}");
 }
 
@@ -135,11 +177,22 @@ async fn zstd_and_pre_encoded_body() {
 async fn partial_success_is_counted() {
     let (mock, base) = server().await;
     let body = prost::Message::encode_to_vec(&ExportTraceServiceResponse {
-        partial_success: Some(ExportTracePartialSuccess { rejected_spans: 1, error_message: "late".into() }),
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: 1,
+            error_message: "late".into(),
+        }),
     });
     mock.replies.lock().unwrap().extend([
-        (200, vec![("content-type", "application/x-protobuf".into())], body),
-        (200, vec![("content-type", "application/json".into())], br#"{"partialSuccess":{"rejectedSpans":"2"}}"#.to_vec()),
+        (
+            200,
+            vec![("content-type", "application/x-protobuf".into())],
+            body,
+        ),
+        (
+            200,
+            vec![("content-type", "application/json".into())],
+            br#"{"partialSuccess":{"rejectedSpans":"2"}}"#.to_vec(),
+        ),
     ]);
     let e = exporter(&format!("endpoint: {base}"));
     e.consume(Batch::traces(request())).await.unwrap();
@@ -150,7 +203,10 @@ async fn partial_success_is_counted() {
 #[tokio::test]
 async fn error_statuses_are_classified() {
     let (mock, base) = server().await;
-    let status = prost::Message::encode_to_vec(&response::RpcStatus { code: 3, message: "bad span".into() });
+    let status = prost::Message::encode_to_vec(&response::RpcStatus {
+        code: 3,
+        message: "bad span".into(),
+    });
     mock.replies.lock().unwrap().extend([
         (503, vec![("retry-after", "7".into())], vec![]),
         (400, vec![], status),
@@ -160,11 +216,16 @@ async fn error_statuses_are_classified() {
     ]);
     let e = exporter(&format!("endpoint: {base}"));
     match e.consume(Batch::traces(request())).await.unwrap_err() {
-        ConsumeError::Overloaded { retry_after, .. } => assert_eq!(retry_after, Duration::from_secs(7)),
+        ConsumeError::Overloaded { retry_after, .. } => {
+            assert_eq!(retry_after, Duration::from_secs(7))
+        }
         other => panic!("{other}"),
     }
     let err = e.consume(Batch::traces(request())).await.unwrap_err();
-    assert!(matches!(err, ConsumeError::Permanent(ref m) if m.contains("bad span")), "{err}");
+    assert!(
+        matches!(err, ConsumeError::Permanent(ref m) if m.contains("bad span")),
+        "{err}"
+    );
     let err = e.consume(Batch::traces(request())).await.unwrap_err();
     assert!(matches!(err, ConsumeError::Unavailable(_)), "{err}");
     let err = e.consume(Batch::traces(request())).await.unwrap_err();
@@ -175,7 +236,11 @@ async fn error_statuses_are_classified() {
 
 #[tokio::test]
 async fn unreachable_endpoint_is_retryable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let e = exporter(&format!("endpoint: http://127.0.0.1:{port}"));
     let err = e.consume(Batch::traces(request())).await.unwrap_err();
     assert!(matches!(err, ConsumeError::Unavailable(_)), "{err}");

@@ -267,10 +267,15 @@ impl PrwConfig {
             .map_err(|e| ConfigError::new(&path, format!("invalid endpoint {raw:?}: {e}")))?;
         match url.scheme() {
             "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
-            "http" | "https" => Err(ConfigError::new(path, format!("invalid endpoint {raw:?}: no host"))),
+            "http" | "https" => Err(ConfigError::new(
+                path,
+                format!("invalid endpoint {raw:?}: no host"),
+            )),
             s => Err(ConfigError::new(
                 path,
-                format!("invalid endpoint {raw:?}: unsupported scheme {s:?} (use http:// or https://)"),
+                format!(
+                    "invalid endpoint {raw:?}: unsupported scheme {s:?} (use http:// or https://)"
+                ),
             )),
         }
     }
@@ -289,7 +294,10 @@ impl PrwConfig {
         c.headers.validate().map_err(under)?;
         c.tls.validate().map_err(under)?;
         if !c.compression.is_empty() && c.compression != "snappy" {
-            return Err(ConfigError::new(format!("{}compression", c.prefix), "compression type must be snappy"));
+            return Err(ConfigError::new(
+                format!("{}compression", c.prefix),
+                "compression type must be snappy",
+            ));
         }
         if !c.auth.is_null() {
             return Err(ConfigError::new(
@@ -298,19 +306,32 @@ impl PrwConfig {
             ));
         }
         if !c.proxy_url.is_empty() && reqwest::Proxy::all(c.proxy_url).is_err() {
-            return Err(ConfigError::new(format!("{}proxy_url", c.prefix), "invalid proxy URL"));
+            return Err(ConfigError::new(
+                format!("{}proxy_url", c.prefix),
+                "invalid proxy URL",
+            ));
         }
-        if self.external_labels.iter().any(|(k, v)| k.is_empty() || v.is_empty()) {
+        if self
+            .external_labels
+            .iter()
+            .any(|(k, v)| k.is_empty() || v.is_empty())
+        {
             return Err(ConfigError::new(
                 "external_labels",
                 "prometheus remote write: external labels configuration contains an empty key or value",
             ));
         }
         if self.remote_write_queue.enabled && self.remote_write_queue.queue_size == 0 {
-            return Err(ConfigError::new("remote_write_queue.queue_size", "a 0 size queue will drop all the data"));
+            return Err(ConfigError::new(
+                "remote_write_queue.queue_size",
+                "a 0 size queue will drop all the data",
+            ));
         }
         if self.max_batch_size_bytes < 0 {
-            return Err(ConfigError::new("max_batch_size_bytes", "max_batch_size_bytes must be greater than 0"));
+            return Err(ConfigError::new(
+                "max_batch_size_bytes",
+                "max_batch_size_bytes must be greater than 0",
+            ));
         }
         if self.max_batch_request_parallelism.is_some_and(|n| n < 1) {
             return Err(ConfigError::new(
@@ -331,12 +352,23 @@ impl PrwConfig {
         match self.protobuf_message.as_str() {
             "" | "prometheus.WriteRequest" => {}
             "io.prometheus.write.v2.Request" => {
-                return Err(ConfigError::new("protobuf_message", "remote write v2 is not supported by osprey"))
+                return Err(ConfigError::new(
+                    "protobuf_message",
+                    "remote write v2 is not supported by osprey",
+                ))
             }
-            s => return Err(ConfigError::new("protobuf_message", format!("unknown remote write protobuf message {s:?}"))),
+            s => {
+                return Err(ConfigError::new(
+                    "protobuf_message",
+                    format!("unknown remote write protobuf message {s:?}"),
+                ))
+            }
         }
         if !self.wal.is_null() {
-            return Err(ConfigError::new("wal", "the remote write WAL is not supported by osprey"));
+            return Err(ConfigError::new(
+                "wal",
+                "the remote write WAL is not supported by osprey",
+            ));
         }
         for key in &self.include_metadata_keys {
             if RESERVED_HEADERS.contains(&key.to_ascii_lowercase().as_str()) {

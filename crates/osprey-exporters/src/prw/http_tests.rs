@@ -29,7 +29,9 @@ async fn server(status: StatusCode, reply: &'static str) -> (String, Arc<Mutex<R
         post(move |headers: HeaderMap, body: Bytes| {
             let rec = rec.clone();
             async move {
-                let raw = snap::raw::Decoder::new().decompress_vec(&body).expect("snappy body");
+                let raw = snap::raw::Decoder::new()
+                    .decompress_vec(&body)
+                    .expect("snappy body");
                 let req = WriteRequest::decode(raw.as_slice()).expect("WriteRequest");
                 rec.lock().unwrap().requests.push((headers, req));
                 (status, reply)
@@ -102,16 +104,26 @@ async fn posts_snappy_protobuf_with_the_remote_write_headers() {
     let (headers, req) = &got.requests[0];
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     assert_eq!(h("content-encoding"), "snappy");
-    assert_eq!(h("content-type"), "application/x-protobuf", "reserved headers cannot be overridden");
+    assert_eq!(
+        h("content-type"),
+        "application/x-protobuf",
+        "reserved headers cannot be overridden"
+    );
     assert_eq!(h("x-prometheus-remote-write-version"), "0.1.0");
     assert!(h("user-agent").starts_with("osprey-collector/"));
     assert_eq!(h("x-scope-orgid"), "tenant-1");
     assert_eq!(h("x-tenant"), "t9");
     assert_eq!(req.timeseries.len(), 1);
     let ts = &req.timeseries[0];
-    assert!(ts.labels.contains(&prompb::Label::new("__name__", "traces_span_metrics_calls_total")));
+    assert!(ts.labels.contains(&prompb::Label::new(
+        "__name__",
+        "traces_span_metrics_calls_total"
+    )));
     assert!(ts.labels.contains(&prompb::Label::new("job", "svc")));
-    assert_eq!((ts.samples[0].value, ts.samples[0].timestamp), (42.0, 1_700_000_000_123));
+    assert_eq!(
+        (ts.samples[0].value, ts.samples[0].timestamp),
+        (42.0, 1_700_000_000_123)
+    );
 }
 
 #[tokio::test]
@@ -124,11 +136,20 @@ async fn status_codes_map_to_retryable_or_permanent() {
         (StatusCode::NOT_FOUND, false),
     ] {
         let (addr, _) = server(status, "out of order sample").await;
-        let err = exporter(&format!("http://{addr}"), "").consume(Batch::metrics(metrics())).await.unwrap_err();
+        let err = exporter(&format!("http://{addr}"), "")
+            .consume(Batch::metrics(metrics()))
+            .await
+            .unwrap_err();
         assert_eq!(err.is_retryable(), retryable, "{status}: {err}");
-        assert!(err.to_string().contains(&status.as_u16().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&status.as_u16().to_string()),
+            "{err}"
+        );
         if !retryable {
-            assert!(matches!(&err, ConsumeError::Permanent(m) if m.contains("out of order sample")), "{err}");
+            assert!(
+                matches!(&err, ConsumeError::Permanent(m) if m.contains("out of order sample")),
+                "{err}"
+            );
         }
     }
 }
@@ -143,8 +164,13 @@ async fn unreachable_endpoint_is_retryable_and_traces_are_refused() {
     let exp = exporter(&format!("http://{addr}/api/v1/write"), "");
     let err = exp.consume(Batch::metrics(metrics())).await.unwrap_err();
     assert!(matches!(err, ConsumeError::Unavailable(_)), "{err}");
-    let err = exp.consume(Batch::traces(Default::default())).await.unwrap_err();
+    let err = exp
+        .consume(Batch::traces(Default::default()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConsumeError::Permanent(_)));
     // Nothing to send is a success without a request.
-    exp.consume(Batch::metrics(MetricsRequest::default())).await.unwrap();
+    exp.consume(Batch::metrics(MetricsRequest::default()))
+        .await
+        .unwrap();
 }

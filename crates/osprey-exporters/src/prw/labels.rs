@@ -98,8 +98,8 @@ pub fn point_attrs<'a>(
     let mut out: Vec<&KeyValue> = Vec::with_capacity(point.len());
     if let Some(exclude_service) = resource_to_telemetry {
         for kv in resource {
-            let service = [SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID]
-                .contains(&kv.key.as_str());
+            let service =
+                [SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID].contains(&kv.key.as_str());
             if (exclude_service && service) || point.iter().any(|p| p.key == kv.key) {
                 continue;
             }
@@ -112,7 +112,9 @@ pub fn point_attrs<'a>(
 
 /// The sorted label list of a label map.
 pub fn to_labels(map: LabelMap) -> Vec<Label> {
-    map.into_iter().map(|(name, value)| Label { name, value }).collect()
+    map.into_iter()
+        .map(|(name, value)| Label { name, value })
+        .collect()
 }
 
 /// Nanoseconds to the milliseconds remote write uses.

@@ -53,7 +53,9 @@ pub fn batches(t: Translation, max_bytes: usize) -> Vec<prompb::WriteRequest> {
     }
     for m in t.metadata {
         let len = m.encoded_len();
-        if !(current.timeseries.is_empty() && current.metadata.is_empty()) && size + len >= max_bytes {
+        if !(current.timeseries.is_empty() && current.metadata.is_empty())
+            && size + len >= max_bytes
+        {
             out.push(std::mem::take(&mut current));
             size = 0;
         }
@@ -78,7 +80,9 @@ pub struct PrwExporter {
 
 impl std::fmt::Debug for PrwExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrwExporter").field("url", &self.url.as_str()).finish()
+        f.debug_struct("PrwExporter")
+            .field("url", &self.url.as_str())
+            .finish()
     }
 }
 
@@ -94,7 +98,13 @@ impl PrwExporter {
                 "prometheusremotewrite: the endpoint has no scheme; using http:// (the Collector would fail every export)"
             );
         }
-        let in_block = |e: ConfigError| if c.prefix.is_empty() { e } else { e.under("http") };
+        let in_block = |e: ConfigError| {
+            if c.prefix.is_empty() {
+                e
+            } else {
+                e.under("http")
+            }
+        };
         let mut builder = reqwest::Client::builder();
         if url.scheme() == "https" {
             builder = c.tls.apply_reqwest(builder).map_err(in_block)?;
@@ -107,9 +117,12 @@ impl PrwExporter {
         if let Some(t) = c.timeout {
             builder = builder.timeout(t);
         }
-        let client = builder
-            .build()
-            .map_err(|e| ConfigError::new("", format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        let client = builder.build().map_err(|e| {
+            ConfigError::new(
+                "",
+                format!("cannot build the HTTP client: {}", error_chain(&e)),
+            )
+        })?;
 
         let mut headers = HeaderMap::new();
         for (name, value) in &c.headers.0 {
@@ -117,10 +130,15 @@ impl PrwExporter {
                 tracing::warn!(header = %name, "prometheusremotewrite: this header cannot be changed; ignored");
                 continue;
             }
-            let bad = |_| ConfigError::new(format!("{}headers.{name}", c.prefix), "not a valid header");
+            let bad =
+                |_| ConfigError::new(format!("{}headers.{name}", c.prefix), "not a valid header");
             let n = HeaderName::from_bytes(name.as_bytes()).map_err(bad)?;
-            let v = HeaderValue::from_str(value)
-                .map_err(|_| ConfigError::new(format!("{}headers.{name}", c.prefix), "not a valid header value"))?;
+            let v = HeaderValue::from_str(value).map_err(|_| {
+                ConfigError::new(
+                    format!("{}headers.{name}", c.prefix),
+                    "not a valid header value",
+                )
+            })?;
             headers.append(n, v);
         }
         let fixed = [
@@ -149,10 +167,11 @@ impl PrwExporter {
             scope_labels: !config.disable_scope_info,
             created_metric: config.export_created_metric.enabled,
             send_metadata: config.send_metadata,
-            resource_to_telemetry: config
-                .resource_to_telemetry_conversion
-                .enabled
-                .then_some(config.resource_to_telemetry_conversion.exclude_service_attributes),
+            resource_to_telemetry: config.resource_to_telemetry_conversion.enabled.then_some(
+                config
+                    .resource_to_telemetry_conversion
+                    .exclude_service_attributes,
+            ),
         };
         Ok(PrwExporter {
             url,
@@ -171,7 +190,11 @@ impl PrwExporter {
     }
 
     /// POSTs one write request.
-    async fn send(&self, req: &prompb::WriteRequest, extra: &HeaderMap) -> Result<(), ConsumeError> {
+    async fn send(
+        &self,
+        req: &prompb::WriteRequest,
+        extra: &HeaderMap,
+    ) -> Result<(), ConsumeError> {
         let body = snap::raw::Encoder::new()
             .compress_vec(&req.encode_to_vec())
             .map_err(|e| ConsumeError::Permanent(format!("snappy compression failed: {e}")))?;
@@ -185,7 +208,11 @@ impl PrwExporter {
             rb = rb.timeout(self.timeout);
         }
         let resp = rb.send().await.map_err(|e| {
-            ConsumeError::Unavailable(format!("remote write to {} failed: {}", self.url, error_chain(&e)))
+            ConsumeError::Unavailable(format!(
+                "remote write to {} failed: {}",
+                self.url,
+                error_chain(&e)
+            ))
         })?;
         let status = resp.status();
         if status.is_success() {
@@ -193,7 +220,10 @@ impl PrwExporter {
         }
         let body = resp.bytes().await.unwrap_or_default();
         let body = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]);
-        let message = format!("remote write returned HTTP status {status}: {}", body.trim());
+        let message = format!(
+            "remote write returned HTTP status {status}: {}",
+            body.trim()
+        );
         if status.is_server_error() || status.as_u16() == 429 {
             Err(ConsumeError::Unavailable(message))
         } else {

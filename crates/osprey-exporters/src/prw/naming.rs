@@ -212,7 +212,13 @@ pub fn label_name(key: &str) -> String {
     }
     let label: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if label.starts_with(|c: char| c.is_ascii_digit()) {
         format!("key_{label}")
@@ -239,28 +245,60 @@ mod tests {
     #[test]
     fn names_follow_otlptranslator() {
         use MetricKind::*;
-        assert_eq!(suffixed("traces.span.metrics.calls", "", MonotonicCounter), "traces_span_metrics_calls_total");
-        assert_eq!(suffixed("traces.span.metrics.duration", "ms", Histogram), "traces_span_metrics_duration_milliseconds");
-        assert_eq!(suffixed("http.server.duration", "s", Histogram), "http_server_duration_seconds");
-        assert_eq!(suffixed("requests.count", "1", MonotonicCounter), "requests_count_total");
+        assert_eq!(
+            suffixed("traces.span.metrics.calls", "", MonotonicCounter),
+            "traces_span_metrics_calls_total"
+        );
+        assert_eq!(
+            suffixed("traces.span.metrics.duration", "ms", Histogram),
+            "traces_span_metrics_duration_milliseconds"
+        );
+        assert_eq!(
+            suffixed("http.server.duration", "s", Histogram),
+            "http_server_duration_seconds"
+        );
+        assert_eq!(
+            suffixed("requests.count", "1", MonotonicCounter),
+            "requests_count_total"
+        );
         assert_eq!(suffixed("memory.usage", "By", Gauge), "memory_usage_bytes");
-        assert_eq!(suffixed("cpu.utilization", "1", Gauge), "cpu_utilization_ratio");
+        assert_eq!(
+            suffixed("cpu.utilization", "1", Gauge),
+            "cpu_utilization_ratio"
+        );
         assert_eq!(suffixed("net.io", "By/s", Gauge), "net_io_bytes_per_second");
-        assert_eq!(suffixed("queue.size", "{item}", NonMonotonicCounter), "queue_size");
-        assert_eq!(suffixed("total.requests", "", MonotonicCounter), "requests_total");
-        assert_eq!(suffixed("latency_seconds", "s", Histogram), "latency_seconds");
+        assert_eq!(
+            suffixed("queue.size", "{item}", NonMonotonicCounter),
+            "queue_size"
+        );
+        assert_eq!(
+            suffixed("total.requests", "", MonotonicCounter),
+            "requests_total"
+        );
+        assert_eq!(
+            suffixed("latency_seconds", "s", Histogram),
+            "latency_seconds"
+        );
         assert_eq!(suffixed("a__b", "", Gauge), "a_b");
         assert_eq!(suffixed("2xx.count", "", Gauge), "_2xx_count");
         let ns = MetricNamer {
             namespace: "osprey".into(),
             with_suffixes: true,
         };
-        assert_eq!(ns.build("calls", "", MonotonicCounter).unwrap(), "osprey_calls_total");
+        assert_eq!(
+            ns.build("calls", "", MonotonicCounter).unwrap(),
+            "osprey_calls_total"
+        );
         let plain = MetricNamer {
             namespace: String::new(),
             with_suffixes: false,
         };
-        assert_eq!(plain.build("traces.span.metrics.calls", "", MonotonicCounter).unwrap(), "traces_span_metrics_calls");
+        assert_eq!(
+            plain
+                .build("traces.span.metrics.calls", "", MonotonicCounter)
+                .unwrap(),
+            "traces_span_metrics_calls"
+        );
         assert_eq!(plain.build("a__b", "ms", Gauge).unwrap(), "a__b");
         assert_eq!(plain.build("...", "", Gauge), None);
     }

@@ -39,7 +39,9 @@ fn series<'a>(t: &'a Translation, name: &str, extra: &[(&str, &str)]) -> &'a Tim
         .iter()
         .find(|ts| {
             ts.labels.contains(&Label::new("__name__", name))
-                && extra.iter().all(|(k, v)| ts.labels.contains(&Label::new(*k, *v)))
+                && extra
+                    .iter()
+                    .all(|(k, v)| ts.labels.contains(&Label::new(*k, *v)))
         })
         .unwrap_or_else(|| panic!("no series {name} {extra:?} in {:#?}", names(t)))
 }
@@ -71,7 +73,11 @@ fn spanmetrics_output() -> MetricsRequest {
     let req = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", "shop"), kv("service.instance.id", "i-1"), kv("host.name", "h1")],
+                attributes: vec![
+                    kv("service.name", "shop"),
+                    kv("service.instance.id", "i-1"),
+                    kv("host.name", "h1"),
+                ],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -87,9 +93,17 @@ fn spanmetrics_output() -> MetricsRequest {
 
 #[test]
 fn spanmetrics_output_gets_upstream_names_and_labels() {
-    let t = translate(&spanmetrics_output(), &settings("endpoint: http://127.0.0.1:1/write"));
+    let t = translate(
+        &spanmetrics_output(),
+        &settings("endpoint: http://127.0.0.1:1/write"),
+    );
     assert!(t.errors.is_empty(), "{:?}", t.errors);
-    let base = [("service_name", "shop"), ("span_name", "/checkout"), ("span_kind", "SPAN_KIND_SERVER"), ("status_code", "STATUS_CODE_UNSET")];
+    let base = [
+        ("service_name", "shop"),
+        ("span_name", "/checkout"),
+        ("span_kind", "SPAN_KIND_SERVER"),
+        ("status_code", "STATUS_CODE_UNSET"),
+    ];
     let calls = series(&t, "traces_span_metrics_calls_total", &base);
     assert_eq!(calls.samples[0].value, 3.0);
     assert_eq!(calls.samples[0].timestamp, ((T0 + 60_000 * MS) / MS) as i64);
@@ -112,10 +126,29 @@ fn spanmetrics_output_gets_upstream_names_and_labels() {
         l.push(("le", le));
         series(&t, "traces_span_metrics_duration_milliseconds_bucket", &l).samples[0].value
     };
-    assert_eq!((bucket("2"), bucket("4"), bucket("1400"), bucket("15000"), bucket("+Inf")), (1.0, 2.0, 2.0, 2.0, 3.0));
-    assert_eq!(series(&t, "traces_span_metrics_duration_milliseconds_sum", &base).samples[0].value, 30_004.0);
-    assert_eq!(series(&t, "traces_span_metrics_duration_milliseconds_count", &base).samples[0].value, 3.0);
-    let info = series(&t, "target_info", &[("job", "shop"), ("instance", "i-1"), ("host_name", "h1")]);
+    assert_eq!(
+        (
+            bucket("2"),
+            bucket("4"),
+            bucket("1400"),
+            bucket("15000"),
+            bucket("+Inf")
+        ),
+        (1.0, 2.0, 2.0, 2.0, 3.0)
+    );
+    assert_eq!(
+        series(&t, "traces_span_metrics_duration_milliseconds_sum", &base).samples[0].value,
+        30_004.0
+    );
+    assert_eq!(
+        series(&t, "traces_span_metrics_duration_milliseconds_count", &base).samples[0].value,
+        3.0
+    );
+    let info = series(
+        &t,
+        "target_info",
+        &[("job", "shop"), ("instance", "i-1"), ("host_name", "h1")],
+    );
     assert_eq!(info.samples[0].value, 1.0);
     assert!(!info.labels.iter().any(|l| l.name == "service_name"));
     // 1 calls + 17 buckets + sum + count + target_info
@@ -153,7 +186,12 @@ fn point(attrs: Vec<KeyValue>, v: f64) -> NumberDataPoint {
     }
 }
 
-fn sum(name: &str, temporality: AggregationTemporality, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
+fn sum(
+    name: &str,
+    temporality: AggregationTemporality,
+    monotonic: bool,
+    points: Vec<NumberDataPoint>,
+) -> Metric {
     Metric {
         name: name.into(),
         data: Some(Data::Sum(Sum {
@@ -169,15 +207,39 @@ fn sum(name: &str, temporality: AggregationTemporality, monotonic: bool, points:
 fn delta_sums_are_dropped_and_the_rest_exported() {
     let req = request(
         vec![
-            sum("a.delta", AggregationTemporality::Delta, true, vec![point(vec![], 1.0)]),
-            sum("b.cum", AggregationTemporality::Cumulative, true, vec![point(vec![], 2.0)]),
-            sum("c.updown", AggregationTemporality::Cumulative, false, vec![point(vec![], -2.0)]),
+            sum(
+                "a.delta",
+                AggregationTemporality::Delta,
+                true,
+                vec![point(vec![], 1.0)],
+            ),
+            sum(
+                "b.cum",
+                AggregationTemporality::Cumulative,
+                true,
+                vec![point(vec![], 2.0)],
+            ),
+            sum(
+                "c.updown",
+                AggregationTemporality::Cumulative,
+                false,
+                vec![point(vec![], -2.0)],
+            ),
         ],
         vec![kv("service.name", "svc")],
     );
-    let t = translate(&req, &settings("endpoint: localhost:9201/write\ndisable_scope_info: true"));
-    assert_eq!(t.errors, vec!["invalid temporality and type combination for metric \"a.delta\"".to_string()]);
-    assert_eq!(series(&t, "b_cum_total", &[("job", "svc")]).samples[0].value, 2.0);
+    let t = translate(
+        &req,
+        &settings("endpoint: localhost:9201/write\ndisable_scope_info: true"),
+    );
+    assert_eq!(
+        t.errors,
+        vec!["invalid temporality and type combination for metric \"a.delta\"".to_string()]
+    );
+    assert_eq!(
+        series(&t, "b_cum_total", &[("job", "svc")]).samples[0].value,
+        2.0
+    );
     assert_eq!(series(&t, "c_updown", &[]).samples[0].value, -2.0);
     // Only service.name: no target_info.
     assert_eq!(t.series.len(), 2);
@@ -189,11 +251,26 @@ fn labels_namespace_external_labels_and_resource_conversion() {
         name: "cpu.utilization".into(),
         unit: "1".into(),
         data: Some(Data::Gauge(Gauge {
-            data_points: vec![point(vec![kv("a.b", "1"), kv("a_b", "2"), kv("job", "mine"), kv("0day", "x")], 0.5)],
+            data_points: vec![point(
+                vec![
+                    kv("a.b", "1"),
+                    kv("a_b", "2"),
+                    kv("job", "mine"),
+                    kv("0day", "x"),
+                ],
+                0.5,
+            )],
         })),
         ..Default::default()
     };
-    let req = request(vec![gauge], vec![kv("service.name", "svc"), kv("service.namespace", "ns"), kv("region", "eu")]);
+    let req = request(
+        vec![gauge],
+        vec![
+            kv("service.name", "svc"),
+            kv("service.namespace", "ns"),
+            kv("region", "eu"),
+        ],
+    );
     let s = settings(
         "endpoint: http://h/w\nnamespace: osp\nexternal_labels: {cluster.name: c1, region: ext}\n\
          resource_to_telemetry_conversion: {enabled: true}\ntarget_info: {enabled: false}",
@@ -201,17 +278,33 @@ fn labels_namespace_external_labels_and_resource_conversion() {
     let t = translate(&req, &s);
     assert_eq!(t.series.len(), 1);
     let ts = series(&t, "osp_cpu_utilization_ratio", &[]);
-    let get = |n: &str| ts.labels.iter().find(|l| l.name == n).map(|l| l.value.as_str());
+    let get = |n: &str| {
+        ts.labels
+            .iter()
+            .find(|l| l.name == n)
+            .map(|l| l.value.as_str())
+    };
     assert_eq!(get("a_b"), Some("1;2"));
-    assert_eq!(get("job"), Some("ns/svc"), "job from the resource wins over the attribute");
+    assert_eq!(
+        get("job"),
+        Some("ns/svc"),
+        "job from the resource wins over the attribute"
+    );
     assert_eq!(get("key_0day"), Some("x"));
     assert_eq!(get("cluster_name"), Some("c1"));
-    assert_eq!(get("region"), Some("eu"), "attributes win over external labels");
+    assert_eq!(
+        get("region"),
+        Some("eu"),
+        "attributes win over external labels"
+    );
     assert_eq!(get("service_name"), Some("svc"));
     assert_eq!(get("otel_scope_name"), Some("lib"));
     assert_eq!(get("otel_scope_version"), Some("1.2"));
 
-    let plain = translate(&req, &settings("endpoint: http://h/w\nadd_metric_suffixes: false"));
+    let plain = translate(
+        &req,
+        &settings("endpoint: http://h/w\nadd_metric_suffixes: false"),
+    );
     series(&plain, "cpu_utilization", &[]);
 }
 
@@ -229,15 +322,25 @@ fn exemplars_stale_markers_created_and_metadata() {
     let req = request(
         vec![Metric {
             description: "requests".into(),
-            ..sum("http.requests", AggregationTemporality::Cumulative, true, vec![p])
+            ..sum(
+                "http.requests",
+                AggregationTemporality::Cumulative,
+                true,
+                vec![p],
+            )
         }],
         vec![kv("service.name", "svc")],
     );
-    let s = settings("endpoint: http://h/w\nsend_metadata: true\nexport_created_metric: {enabled: true}");
+    let s = settings(
+        "endpoint: http://h/w\nsend_metadata: true\nexport_created_metric: {enabled: true}",
+    );
     let t = translate(&req, &s);
     let ts = series(&t, "http_requests_total", &[]);
     assert_eq!(ts.samples[0].value.to_bits(), 0x7ff0_0000_0000_0002);
-    assert_eq!(ts.exemplars[0].labels[0], Label::new("trace_id", "ab".repeat(16)));
+    assert_eq!(
+        ts.exemplars[0].labels[0],
+        Label::new("trace_id", "ab".repeat(16))
+    );
     assert_eq!(ts.exemplars[0].timestamp, (T0 / MS) as i64);
     let created = series(&t, "http_requests_total_created", &[]);
     assert_eq!(created.samples[0].value, ((T0 - 1000 * MS) / MS) as f64);
@@ -247,33 +350,75 @@ fn exemplars_stale_markers_created_and_metadata() {
     assert_eq!(t.metadata[0].r#type, prompb::MetricType::Counter as i32);
 
     let many = batches(t, 120);
-    assert!(many.len() >= 2, "small max_batch_size_bytes splits the request");
-    assert!(many.iter().all(|r| !r.timeseries.is_empty() || !r.metadata.is_empty()));
+    assert!(
+        many.len() >= 2,
+        "small max_batch_size_bytes splits the request"
+    );
+    assert!(many
+        .iter()
+        .all(|r| !r.timeseries.is_empty() || !r.metadata.is_empty()));
     assert_eq!(many.iter().map(|r| r.timeseries.len()).sum::<usize>(), 2);
 }
 
 #[test]
 fn config_defaults_and_errors() {
-    let c = PrwConfig::from_yaml(&serde_yaml::from_str("endpoint: promscale:9201/write").unwrap()).unwrap();
-    assert_eq!(c.endpoint_url().unwrap().as_str(), "http://promscale:9201/write");
+    let c = PrwConfig::from_yaml(&serde_yaml::from_str("endpoint: promscale:9201/write").unwrap())
+        .unwrap();
+    assert_eq!(
+        c.endpoint_url().unwrap().as_str(),
+        "http://promscale:9201/write"
+    );
     assert!(c.add_metric_suffixes && c.target_info.enabled && !c.send_metadata);
-    assert_eq!((c.remote_write_queue.enabled, c.remote_write_queue.queue_size, c.remote_write_queue.num_consumers), (true, 10_000, 5));
+    assert_eq!(
+        (
+            c.remote_write_queue.enabled,
+            c.remote_write_queue.queue_size,
+            c.remote_write_queue.num_consumers
+        ),
+        (true, 10_000, 5)
+    );
     assert_eq!(c.max_batch_size(), 3_000_000);
     assert_eq!(c.timeout, std::time::Duration::from_secs(5));
-    let nested = PrwConfig::from_yaml(&serde_yaml::from_str("http: {endpoint: 'https://m:443/api/v1/push'}").unwrap()).unwrap();
+    let nested = PrwConfig::from_yaml(
+        &serde_yaml::from_str("http: {endpoint: 'https://m:443/api/v1/push'}").unwrap(),
+    )
+    .unwrap();
     assert_eq!(nested.endpoint_url().unwrap().scheme(), "https");
 
     let bad = |yaml: &str| PrwConfig::from_yaml(&serde_yaml::from_str(yaml).unwrap()).unwrap_err();
     assert_eq!(bad("namespace: x").path, "endpoint");
     assert_eq!(bad("endpoint: ftp://h/w").path, "endpoint");
-    assert_eq!(bad("endpoint: http://h/w\nwal: {directory: /tmp}").path, "wal");
-    assert_eq!(bad("endpoint: http://h/w\nremote_write_queue: {queue_size: 0}").path, "remote_write_queue.queue_size");
-    assert_eq!(bad("endpoint: http://h/w\ncompression: gzip").path, "compression");
-    assert_eq!(bad("endpoint: http://h/w\nexternal_labels: {a: ''}").path, "external_labels");
-    assert_eq!(bad("endpoint: http://h/w\ntranslation_strategy: NoTranslation").path, "translation_strategy");
-    assert_eq!(bad("endpoint: http://h/w\ninclude_metadata_keys: [User-Agent]").path, "include_metadata_keys");
-    assert_eq!(bad("http: {endpoint: 'http://h/w', compression: zstd}").path, "http.compression");
-    assert!(bad("endpoint: http://h/w\nsending_queue: {}").message.contains("unknown field"));
+    assert_eq!(
+        bad("endpoint: http://h/w\nwal: {directory: /tmp}").path,
+        "wal"
+    );
+    assert_eq!(
+        bad("endpoint: http://h/w\nremote_write_queue: {queue_size: 0}").path,
+        "remote_write_queue.queue_size"
+    );
+    assert_eq!(
+        bad("endpoint: http://h/w\ncompression: gzip").path,
+        "compression"
+    );
+    assert_eq!(
+        bad("endpoint: http://h/w\nexternal_labels: {a: ''}").path,
+        "external_labels"
+    );
+    assert_eq!(
+        bad("endpoint: http://h/w\ntranslation_strategy: NoTranslation").path,
+        "translation_strategy"
+    );
+    assert_eq!(
+        bad("endpoint: http://h/w\ninclude_metadata_keys: [User-Agent]").path,
+        "include_metadata_keys"
+    );
+    assert_eq!(
+        bad("http: {endpoint: 'http://h/w', compression: zstd}").path,
+        "http.compression"
+    );
+    assert!(bad("endpoint: http://h/w\nsending_queue: {}")
+        .message
+        .contains("unknown field"));
     let off = PrwConfig::from_yaml(&serde_yaml::from_str("endpoint: http://h/w\nadd_metric_suffixes: true\ntranslation_strategy: UnderscoreEscapingWithoutSuffixes").unwrap()).unwrap();
     assert!(!off.with_suffixes());
 }

@@ -124,16 +124,24 @@ impl Converter<'_> {
     fn add(&mut self, mut map: LabelMap, name: &str, sample: Sample) -> Vec<Label> {
         map.insert("__name__".into(), name.to_string());
         let key = labels::to_labels(map);
-        let ts = self.series.entry(key.clone()).or_insert_with(|| TimeSeries {
-            labels: key.clone(),
-            samples: Vec::new(),
-            exemplars: Vec::new(),
-        });
+        let ts = self
+            .series
+            .entry(key.clone())
+            .or_insert_with(|| TimeSeries {
+                labels: key.clone(),
+                samples: Vec::new(),
+                exemplars: Vec::new(),
+            });
         ts.samples.push(sample);
         key
     }
 
-    fn base(&self, res: &ResourceLabels<'_>, scope: Option<&InstrumentationScope>, attrs: &[KeyValue]) -> LabelMap {
+    fn base(
+        &self,
+        res: &ResourceLabels<'_>,
+        scope: Option<&InstrumentationScope>,
+        attrs: &[KeyValue],
+    ) -> LabelMap {
         let point = labels::point_attrs(res.attrs, attrs, self.s.resource_to_telemetry);
         let mut map = res.build(&point, &[]);
         if let (true, Some(scope)) = (self.s.scope_labels, scope) {
@@ -163,7 +171,12 @@ impl Converter<'_> {
         })
     }
 
-    fn metric(&mut self, res: &ResourceLabels<'_>, scope: Option<&InstrumentationScope>, m: &Metric) {
+    fn metric(
+        &mut self,
+        res: &ResourceLabels<'_>,
+        scope: Option<&InstrumentationScope>,
+        m: &Metric,
+    ) {
         let Some(kind) = kind(m) else {
             self.errors.push(format!("metric {:?} has no data", m.name));
             return;
@@ -176,11 +189,17 @@ impl Converter<'_> {
             _ => true,
         };
         if !valid {
-            self.errors.push(format!("invalid temporality and type combination for metric {:?}", m.name));
+            self.errors.push(format!(
+                "invalid temporality and type combination for metric {:?}",
+                m.name
+            ));
             return;
         }
         let Some(name) = self.s.namer.build(&m.name, &m.unit, kind) else {
-            self.errors.push(format!("normalization for metric {:?} resulted in an empty name", m.name));
+            self.errors.push(format!(
+                "normalization for metric {:?} resulted in an empty name",
+                m.name
+            ));
             return;
         };
         let empty = match &m.data {
@@ -192,7 +211,8 @@ impl Converter<'_> {
             None => true,
         };
         if empty {
-            self.errors.push(format!("empty data points. {} is dropped", m.name));
+            self.errors
+                .push(format!("empty data points. {} is dropped", m.name));
             return;
         }
         match &m.data {
@@ -227,7 +247,11 @@ impl Converter<'_> {
     fn created(&mut self, base: &LabelMap, name: &str, start_ns: u64, time_ns: u64) {
         if self.s.created_metric && start_ns != 0 {
             let created = labels::millis(start_ns) as f64;
-            self.add(base.clone(), &format!("{name}_created"), sample(created, 0, time_ns));
+            self.add(
+                base.clone(),
+                &format!("{name}_created"),
+                sample(created, 0, time_ns),
+            );
         }
     }
 
@@ -257,13 +281,27 @@ impl Converter<'_> {
         }
     }
 
-    fn histogram(&mut self, res: &ResourceLabels<'_>, scope: Option<&InstrumentationScope>, name: &str, p: &HistogramDataPoint) {
+    fn histogram(
+        &mut self,
+        res: &ResourceLabels<'_>,
+        scope: Option<&InstrumentationScope>,
+        name: &str,
+        p: &HistogramDataPoint,
+    ) {
         let base = self.base(res, scope, &p.attributes);
         let t = p.time_unix_nano;
         if let Some(sum) = p.sum {
-            self.add(base.clone(), &format!("{name}_sum"), sample(sum, p.flags, t));
+            self.add(
+                base.clone(),
+                &format!("{name}_sum"),
+                sample(sum, p.flags, t),
+            );
         }
-        self.add(base.clone(), &format!("{name}_count"), sample(p.count as f64, p.flags, t));
+        self.add(
+            base.clone(),
+            &format!("{name}_count"),
+            sample(p.count as f64, p.flags, t),
+        );
         let bucket_name = format!("{name}_bucket");
         let mut cumulative = 0u64;
         let mut buckets: Vec<(f64, Vec<Label>)> = Vec::new();
@@ -289,11 +327,25 @@ impl Converter<'_> {
         self.created(&base, name, p.start_time_unix_nano, t);
     }
 
-    fn summary(&mut self, res: &ResourceLabels<'_>, scope: Option<&InstrumentationScope>, name: &str, p: &SummaryDataPoint) {
+    fn summary(
+        &mut self,
+        res: &ResourceLabels<'_>,
+        scope: Option<&InstrumentationScope>,
+        name: &str,
+        p: &SummaryDataPoint,
+    ) {
         let base = self.base(res, scope, &p.attributes);
         let t = p.time_unix_nano;
-        self.add(base.clone(), &format!("{name}_sum"), sample(p.sum, p.flags, t));
-        self.add(base.clone(), &format!("{name}_count"), sample(p.count as f64, p.flags, t));
+        self.add(
+            base.clone(),
+            &format!("{name}_sum"),
+            sample(p.sum, p.flags, t),
+        );
+        self.add(
+            base.clone(),
+            &format!("{name}_count"),
+            sample(p.count as f64, p.flags, t),
+        );
         for q in &p.quantile_values {
             let mut l = base.clone();
             l.insert("quantile".into(), format!("{}", q.quantile));
@@ -309,7 +361,11 @@ impl Converter<'_> {
             return;
         }
         let attrs: Vec<&KeyValue> = res.attrs.iter().collect();
-        let ignore = [labels::SERVICE_NAMESPACE, labels::SERVICE_NAME, labels::SERVICE_INSTANCE_ID];
+        let ignore = [
+            labels::SERVICE_NAMESPACE,
+            labels::SERVICE_NAME,
+            labels::SERVICE_INSTANCE_ID,
+        ];
         let map = res.build(&attrs, &ignore);
         if !map.contains_key("job") && !map.contains_key("instance") {
             return;

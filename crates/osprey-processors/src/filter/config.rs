@@ -3,8 +3,10 @@
 //! `log_conditions` lists), or the legacy `spans` / `logs` `include`/`exclude` properties.
 //! Items matching any condition are dropped.
 
-use crate::matching::{AttributeConfig, MatchProperties, SeverityNumberConfig, SkipMatcher, Target};
-use crate::ottl::{parser::infer_context, Conditions, ContextKind, ErrorMode};
+use crate::matching::{
+    AttributeConfig, MatchProperties, SeverityNumberConfig, SkipMatcher, Target,
+};
+use crate::ottl::{paths::infer_context, Conditions, ContextKind, ErrorMode};
 use osprey_pipeline::ConfigError;
 
 /// The whole config.
@@ -144,21 +146,42 @@ impl Rules {
     }
 }
 
-fn push(groups: &mut Vec<Group>, list: &[String], ctx: ContextKind, path: &str, mode: ErrorMode) -> Result<(), ConfigError> {
+fn push(
+    groups: &mut Vec<Group>,
+    list: &[String],
+    ctx: ContextKind,
+    path: &str,
+    mode: ErrorMode,
+) -> Result<(), ConfigError> {
     if !list.is_empty() {
-        groups.push(Group { ctx, conditions: Conditions::compile(list, ctx, path)?, mode });
+        groups.push(Group {
+            ctx,
+            conditions: Conditions::compile(list, ctx, path)?,
+            mode,
+        });
     }
     Ok(())
 }
 
-fn contextual(list: &[ContextConditions], key: &str, allowed: &[ContextKind], mode: ErrorMode, groups: &mut Vec<Group>) -> Result<(), ConfigError> {
+fn contextual(
+    list: &[ContextConditions],
+    key: &str,
+    allowed: &[ContextKind],
+    mode: ErrorMode,
+    groups: &mut Vec<Group>,
+) -> Result<(), ConfigError> {
     for (i, entry) in list.iter().enumerate() {
         match entry {
             ContextConditions::Flat(c) => {
                 let at = format!("{key}[{i}]");
-                let ctx = infer_context(c, allowed).map_err(|e| ConfigError::new(&at, format!("condition {c:?}: {e}")))?;
+                let ctx = infer_context(c, allowed)
+                    .map_err(|e| ConfigError::new(&at, format!("condition {c:?}: {e}")))?;
                 let conditions = Conditions::compile_one(c, ctx, &at)?;
-                groups.push(Group { ctx, conditions, mode });
+                groups.push(Group {
+                    ctx,
+                    conditions,
+                    mode,
+                });
             }
             ContextConditions::Group(g) => {
                 let ctx = match g.context.to_ascii_lowercase().as_str() {
@@ -166,12 +189,26 @@ fn contextual(list: &[ContextConditions], key: &str, allowed: &[ContextKind], mo
                     "span" => ContextKind::Span,
                     "spanevent" => ContextKind::SpanEvent,
                     "log" => ContextKind::Log,
-                    other => return Err(ConfigError::new(format!("{key}[{i}].context"), format!("unsupported context {other:?}"))),
+                    other => {
+                        return Err(ConfigError::new(
+                            format!("{key}[{i}].context"),
+                            format!("unsupported context {other:?}"),
+                        ))
+                    }
                 };
                 if !allowed.contains(&ctx) {
-                    return Err(ConfigError::new(format!("{key}[{i}].context"), format!("context {:?} is not valid here", g.context)));
+                    return Err(ConfigError::new(
+                        format!("{key}[{i}].context"),
+                        format!("context {:?} is not valid here", g.context),
+                    ));
                 }
-                push(groups, &g.conditions, ctx, &format!("{key}[{i}].conditions"), g.error_mode.unwrap_or(mode))?;
+                push(
+                    groups,
+                    &g.conditions,
+                    ctx,
+                    &format!("{key}[{i}].conditions"),
+                    g.error_mode.unwrap_or(mode),
+                )?;
             }
         }
     }
@@ -182,22 +219,60 @@ impl FilterConfig {
     /// Compiles the trace rules.
     pub fn trace_rules(&self) -> Result<Rules, ConfigError> {
         let t = &self.traces;
-        let has_ottl = !t.span.is_empty() || !t.spanevent.is_empty() || !t.resource.is_empty() || !self.trace_conditions.is_empty();
+        let has_ottl = !t.span.is_empty()
+            || !t.spanevent.is_empty()
+            || !t.resource.is_empty()
+            || !self.trace_conditions.is_empty();
         let has_legacy = self.spans.include.is_some() || self.spans.exclude.is_some();
         if has_ottl && has_legacy {
-            return Err(ConfigError::new("", "cannot use ottl conditions and include/exclude for spans at the same time"));
+            return Err(ConfigError::new(
+                "",
+                "cannot use ottl conditions and include/exclude for spans at the same time",
+            ));
         }
         let mut rules = Rules::default();
         let m = self.error_mode;
-        push(&mut rules.groups, &t.resource, ContextKind::Resource, "traces.resource", m)?;
-        push(&mut rules.groups, &t.span, ContextKind::Span, "traces.span", m)?;
-        push(&mut rules.groups, &t.spanevent, ContextKind::SpanEvent, "traces.spanevent", m)?;
-        let allowed = [ContextKind::Resource, ContextKind::Span, ContextKind::SpanEvent];
-        contextual(&self.trace_conditions, "trace_conditions", &allowed, m, &mut rules.groups)?;
+        push(
+            &mut rules.groups,
+            &t.resource,
+            ContextKind::Resource,
+            "traces.resource",
+            m,
+        )?;
+        push(
+            &mut rules.groups,
+            &t.span,
+            ContextKind::Span,
+            "traces.span",
+            m,
+        )?;
+        push(
+            &mut rules.groups,
+            &t.spanevent,
+            ContextKind::SpanEvent,
+            "traces.spanevent",
+            m,
+        )?;
+        let allowed = [
+            ContextKind::Resource,
+            ContextKind::Span,
+            ContextKind::SpanEvent,
+        ];
+        contextual(
+            &self.trace_conditions,
+            "trace_conditions",
+            &allowed,
+            m,
+            &mut rules.groups,
+        )?;
         if has_legacy {
             rules.legacy = Some(
-                SkipMatcher::new(self.spans.include.as_ref(), self.spans.exclude.as_ref(), Target::Spans)
-                    .map_err(|e| e.under("spans"))?,
+                SkipMatcher::new(
+                    self.spans.include.as_ref(),
+                    self.spans.exclude.as_ref(),
+                    Target::Spans,
+                )
+                .map_err(|e| e.under("spans"))?,
             );
         }
         Ok(rules)
@@ -206,28 +281,65 @@ impl FilterConfig {
     /// Compiles the log rules.
     pub fn log_rules(&self) -> Result<Rules, ConfigError> {
         let l = &self.logs;
-        let has_ottl = !l.log_record.is_empty() || !l.resource.is_empty() || !self.log_conditions.is_empty();
-        let include = l.include.as_ref().filter(|p| !p.is_empty()).map(LogMatchProperties::to_match_properties);
-        let exclude = l.exclude.as_ref().filter(|p| !p.is_empty()).map(LogMatchProperties::to_match_properties);
+        let has_ottl =
+            !l.log_record.is_empty() || !l.resource.is_empty() || !self.log_conditions.is_empty();
+        let include = l
+            .include
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(LogMatchProperties::to_match_properties);
+        let exclude = l
+            .exclude
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(LogMatchProperties::to_match_properties);
         let has_legacy = include.is_some() || exclude.is_some();
         if has_ottl && has_legacy {
-            return Err(ConfigError::new("", "cannot use ottl conditions and include/exclude for logs at the same time"));
+            return Err(ConfigError::new(
+                "",
+                "cannot use ottl conditions and include/exclude for logs at the same time",
+            ));
         }
         let mut rules = Rules::default();
         let m = self.error_mode;
-        push(&mut rules.groups, &l.resource, ContextKind::Resource, "logs.resource", m)?;
-        push(&mut rules.groups, &l.log_record, ContextKind::Log, "logs.log_record", m)?;
-        contextual(&self.log_conditions, "log_conditions", &[ContextKind::Resource, ContextKind::Log], m, &mut rules.groups)?;
+        push(
+            &mut rules.groups,
+            &l.resource,
+            ContextKind::Resource,
+            "logs.resource",
+            m,
+        )?;
+        push(
+            &mut rules.groups,
+            &l.log_record,
+            ContextKind::Log,
+            "logs.log_record",
+            m,
+        )?;
+        contextual(
+            &self.log_conditions,
+            "log_conditions",
+            &[ContextKind::Resource, ContextKind::Log],
+            m,
+            &mut rules.groups,
+        )?;
         if has_legacy {
-            rules.legacy = Some(SkipMatcher::new(include.as_ref(), exclude.as_ref(), Target::Logs).map_err(|e| e.under("logs"))?);
+            rules.legacy = Some(
+                SkipMatcher::new(include.as_ref(), exclude.as_ref(), Target::Logs)
+                    .map_err(|e| e.under("logs"))?,
+            );
         }
         Ok(rules)
     }
 
     /// Whether metric or profile filters were configured (not implemented here).
     pub fn has_unsupported_filters(&self) -> bool {
-        let set = |v: &serde_yaml::Value| !v.is_null() && v.as_mapping().is_none_or(|m| !m.is_empty());
-        set(&self.metrics) || set(&self.profiles) || !self.metric_conditions.is_empty() || !self.profile_conditions.is_empty()
+        let set =
+            |v: &serde_yaml::Value| !v.is_null() && v.as_mapping().is_none_or(|m| !m.is_empty());
+        set(&self.metrics)
+            || set(&self.profiles)
+            || !self.metric_conditions.is_empty()
+            || !self.profile_conditions.is_empty()
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

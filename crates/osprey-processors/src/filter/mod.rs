@@ -11,7 +11,9 @@ use config::Rules;
 use crate::ottl::{ContextKind, EventCtx, LogCtx, ResourceCtx, SpanCtx};
 use osprey_model::otlp::common::v1::KeyValue;
 use osprey_model::TraceRequest;
-use osprey_pipeline::{Batch, ConfigError, ConsumeError, Consumer, LogsRequest, Payload, SharedConsumer};
+use osprey_pipeline::{
+    Batch, ConfigError, ConsumeError, Consumer, LogsRequest, Payload, SharedConsumer,
+};
 
 /// What filtering did to one payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,27 +48,54 @@ pub fn filter_traces(rules: &Rules, req: &mut TraceRequest) -> Result<Filtered, 
     let mut err = None;
     let has_events = rules.of(ContextKind::SpanEvent).next().is_some();
     req.resource_spans.retain_mut(|rs| {
-        let resource: &[KeyValue] = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+        let resource: &[KeyValue] = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
         let rctx = ResourceCtx { resource };
-        if rules.of(ContextKind::Resource).any(|g| check(g.conditions.any(&rctx, g.mode), &mut err)) {
+        if rules
+            .of(ContextKind::Resource)
+            .any(|g| check(g.conditions.any(&rctx, g.mode), &mut err))
+        {
             return false;
         }
         rs.scope_spans.retain_mut(|ss| {
             let scope = ss.scope.as_ref();
             ss.spans.retain_mut(|span| {
-                if rules.legacy.as_ref().is_some_and(|m| m.skip_span(resource, scope, span)) {
+                if rules
+                    .legacy
+                    .as_ref()
+                    .is_some_and(|m| m.skip_span(resource, scope, span))
+                {
                     return false;
                 }
-                let sctx = SpanCtx { resource, scope, span };
-                if rules.of(ContextKind::Span).any(|g| check(g.conditions.any(&sctx, g.mode), &mut err)) {
+                let sctx = SpanCtx {
+                    resource,
+                    scope,
+                    span,
+                };
+                if rules
+                    .of(ContextKind::Span)
+                    .any(|g| check(g.conditions.any(&sctx, g.mode), &mut err))
+                {
                     return false;
                 }
                 if has_events && !span.events.is_empty() {
                     let mut events = std::mem::take(&mut span.events);
                     let n = events.len();
                     events.retain(|event| {
-                        let ectx = EventCtx { span: SpanCtx { resource, scope, span }, event };
-                        !rules.of(ContextKind::SpanEvent).any(|g| check(g.conditions.any(&ectx, g.mode), &mut err))
+                        let ectx = EventCtx {
+                            span: SpanCtx {
+                                resource,
+                                scope,
+                                span,
+                            },
+                            event,
+                        };
+                        !rules
+                            .of(ContextKind::SpanEvent)
+                            .any(|g| check(g.conditions.any(&ectx, g.mode), &mut err))
                     });
                     out.dropped_events += n - events.len();
                     span.events = events;
@@ -86,23 +115,46 @@ pub fn filter_traces(rules: &Rules, req: &mut TraceRequest) -> Result<Filtered, 
 
 /// Removes what `rules` match from a logs request.
 pub fn filter_logs(rules: &Rules, req: &mut LogsRequest) -> Result<Filtered, String> {
-    let count = |r: &LogsRequest| r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).map(|sl| sl.log_records.len()).sum::<usize>();
+    let count = |r: &LogsRequest| {
+        r.resource_logs
+            .iter()
+            .flat_map(|rl| &rl.scope_logs)
+            .map(|sl| sl.log_records.len())
+            .sum::<usize>()
+    };
     let before = count(req);
     let mut err = None;
     req.resource_logs.retain_mut(|rl| {
-        let resource: &[KeyValue] = rl.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+        let resource: &[KeyValue] = rl
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
         let rctx = ResourceCtx { resource };
-        if rules.of(ContextKind::Resource).any(|g| check(g.conditions.any(&rctx, g.mode), &mut err)) {
+        if rules
+            .of(ContextKind::Resource)
+            .any(|g| check(g.conditions.any(&rctx, g.mode), &mut err))
+        {
             return false;
         }
         rl.scope_logs.retain_mut(|sl| {
             let scope = sl.scope.as_ref();
             sl.log_records.retain(|log| {
-                if rules.legacy.as_ref().is_some_and(|m| m.skip_log(resource, scope, log)) {
+                if rules
+                    .legacy
+                    .as_ref()
+                    .is_some_and(|m| m.skip_log(resource, scope, log))
+                {
                     return false;
                 }
-                let lctx = LogCtx { resource, scope, log };
-                !rules.of(ContextKind::Log).any(|g| check(g.conditions.any(&lctx, g.mode), &mut err))
+                let lctx = LogCtx {
+                    resource,
+                    scope,
+                    log,
+                };
+                !rules
+                    .of(ContextKind::Log)
+                    .any(|g| check(g.conditions.any(&lctx, g.mode), &mut err))
             });
             !sl.log_records.is_empty()
         });
@@ -111,7 +163,10 @@ pub fn filter_logs(rules: &Rules, req: &mut LogsRequest) -> Result<Filtered, Str
     let dropped = before - count(req);
     match err {
         Some(e) => Err(e),
-        None => Ok(Filtered { dropped, dropped_events: 0 }),
+        None => Ok(Filtered {
+            dropped,
+            dropped_events: 0,
+        }),
     }
 }
 
@@ -127,7 +182,11 @@ impl FilterProcessor {
         if config.has_unsupported_filters() {
             tracing::warn!("filter processor: metric and profile filters are not supported by osprey and are ignored");
         }
-        Ok(FilterProcessor { traces: config.trace_rules()?, logs: config.log_rules()?, next })
+        Ok(FilterProcessor {
+            traces: config.trace_rules()?,
+            logs: config.log_rules()?,
+            next,
+        })
     }
 }
 
@@ -147,7 +206,11 @@ impl Consumer for FilterProcessor {
             Ok(f) => {
                 if f.changed() {
                     batch.payload_mut();
-                    tracing::debug!(dropped = f.dropped, dropped_events = f.dropped_events, "filter processor dropped items");
+                    tracing::debug!(
+                        dropped = f.dropped,
+                        dropped_events = f.dropped_events,
+                        "filter processor dropped items"
+                    );
                 }
                 if batch.payload.is_empty() {
                     return Ok(());

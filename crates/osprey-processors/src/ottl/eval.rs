@@ -6,7 +6,9 @@
 use super::lexer::CmpOp;
 use super::parser::{BoolExpr, Field, Func, Key, Lit, ValueExpr};
 use crate::attrs;
-use osprey_model::otlp::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue, KeyValueList};
+use osprey_model::otlp::common::v1::{
+    any_value::Value, AnyValue, InstrumentationScope, KeyValue, KeyValueList,
+};
 use osprey_model::otlp::logs::v1::LogRecord;
 use osprey_model::otlp::trace::v1::{span::Event, Span};
 use std::borrow::Cow;
@@ -45,7 +47,10 @@ impl<'a> Val<'a> {
         for k in keys {
             cur = match (cur, k) {
                 (Val::Map(m), Key::Str(s)) => attrs::get(m, s).map_or(Val::Nil, Val::from_any),
-                (Val::List(l), Key::Int(i)) => usize::try_from(*i).ok().and_then(|i| l.get(i)).map_or(Val::Nil, Val::from_any),
+                (Val::List(l), Key::Int(i)) => usize::try_from(*i)
+                    .ok()
+                    .and_then(|i| l.get(i))
+                    .map_or(Val::Nil, Val::from_any),
                 _ => Val::Nil,
             };
         }
@@ -61,9 +66,13 @@ impl<'a> Val<'a> {
             Val::Float(f) => format!("{f}"),
             Val::Bool(b) => b.to_string(),
             Val::Bytes(b) => hex::encode(b),
-            Val::Map(m) => attrs::as_string(&AnyValue { value: Some(Value::KvlistValue(KeyValueList { values: m.to_vec() })) }),
+            Val::Map(m) => attrs::as_string(&AnyValue {
+                value: Some(Value::KvlistValue(KeyValueList { values: m.to_vec() })),
+            }),
             Val::List(l) => attrs::as_string(&AnyValue {
-                value: Some(Value::ArrayValue(osprey_model::otlp::common::v1::ArrayValue { values: l.to_vec() })),
+                value: Some(Value::ArrayValue(
+                    osprey_model::otlp::common::v1::ArrayValue { values: l.to_vec() },
+                )),
             }),
         })
     }
@@ -115,8 +124,15 @@ impl SpanCtx<'_> {
         Some(match f {
             Field::ResourceAttrs(k) => map_val(self.resource, k),
             Field::ScopeName => Val::Str(Cow::Borrowed(self.scope.map_or("", |s| s.name.as_str()))),
-            Field::ScopeVersion => Val::Str(Cow::Borrowed(self.scope.map_or("", |s| s.version.as_str()))),
-            Field::ScopeAttrs(k) => map_val(self.scope.map(|s| s.attributes.as_slice()).unwrap_or_default(), k),
+            Field::ScopeVersion => {
+                Val::Str(Cow::Borrowed(self.scope.map_or("", |s| s.version.as_str())))
+            }
+            Field::ScopeAttrs(k) => map_val(
+                self.scope
+                    .map(|s| s.attributes.as_slice())
+                    .unwrap_or_default(),
+                k,
+            ),
             _ => return None,
         })
     }
@@ -132,7 +148,9 @@ impl Resolve for SpanCtx<'_> {
             Field::SpanName => Val::Str(Cow::Borrowed(&s.name)),
             Field::SpanKind => Val::Int(i64::from(s.kind)),
             Field::StatusCode => Val::Int(s.status.as_ref().map_or(0, |st| i64::from(st.code))),
-            Field::StatusMessage => Val::Str(Cow::Borrowed(s.status.as_ref().map_or("", |st| st.message.as_str()))),
+            Field::StatusMessage => Val::Str(Cow::Borrowed(
+                s.status.as_ref().map_or("", |st| st.message.as_str()),
+            )),
             Field::SpanAttrs(k) => map_val(&s.attributes, k),
             Field::TraceId { string } => id_val(&s.trace_id, *string),
             Field::SpanId { string } => id_val(&s.span_id, *string),
@@ -189,9 +207,19 @@ impl Resolve for LogCtx<'_> {
         match f {
             Field::ResourceAttrs(k) => map_val(self.resource, k),
             Field::ScopeName => Val::Str(Cow::Borrowed(self.scope.map_or("", |s| s.name.as_str()))),
-            Field::ScopeVersion => Val::Str(Cow::Borrowed(self.scope.map_or("", |s| s.version.as_str()))),
-            Field::ScopeAttrs(k) => map_val(self.scope.map(|s| s.attributes.as_slice()).unwrap_or_default(), k),
-            Field::LogBody(k) => l.body.as_ref().map_or(Val::Nil, |b| Val::from_any(b).index(k)),
+            Field::ScopeVersion => {
+                Val::Str(Cow::Borrowed(self.scope.map_or("", |s| s.version.as_str())))
+            }
+            Field::ScopeAttrs(k) => map_val(
+                self.scope
+                    .map(|s| s.attributes.as_slice())
+                    .unwrap_or_default(),
+                k,
+            ),
+            Field::LogBody(k) => l
+                .body
+                .as_ref()
+                .map_or(Val::Nil, |b| Val::from_any(b).index(k)),
             Field::LogSeverityNumber => Val::Int(i64::from(l.severity_number)),
             Field::LogSeverityText => Val::Str(Cow::Borrowed(&l.severity_text)),
             Field::LogAttrs(k) => map_val(&l.attributes, k),
@@ -220,7 +248,9 @@ fn value<'a>(e: &'a ValueExpr, r: &'a dyn Resolve) -> Result<Val<'a>, String> {
 
 fn call(f: &Func, r: &dyn Resolve) -> Result<bool, String> {
     Ok(match f {
-        Func::IsMatch(target, re) => value(target, r)?.string_like().is_some_and(|s| re.is_match(&s)),
+        Func::IsMatch(target, re) => value(target, r)?
+            .string_like()
+            .is_some_and(|s| re.is_match(&s)),
         Func::IsRootSpan => r.is_root_span(),
         Func::IsString(v) => matches!(value(v, r)?, Val::Str(_)),
         Func::IsInt(v) => matches!(value(v, r)?, Val::Int(_)),

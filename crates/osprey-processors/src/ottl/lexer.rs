@@ -103,7 +103,8 @@ pub fn lex(src: &str) -> Result<Vec<Spanned>, String> {
                 continue;
             }
             b'"' => {
-                let (s, len) = lex_string(&src[i..]).ok_or_else(|| format!("unterminated string at column {}", start + 1))?;
+                let (s, len) = lex_string(&src[i..])
+                    .ok_or_else(|| format!("unterminated string at column {}", start + 1))?;
                 out.push((Tok::Str(s), start));
                 i += len;
                 continue;
@@ -151,7 +152,17 @@ pub fn lex(src: &str) -> Result<Vec<Spanned>, String> {
 fn ends_value(t: Option<&Spanned>) -> bool {
     matches!(
         t.map(|t| &t.0),
-        Some(Tok::Ident(_) | Tok::Str(_) | Tok::Int(_) | Tok::Float(_) | Tok::RBracket | Tok::RParen | Tok::True | Tok::False | Tok::Nil)
+        Some(
+            Tok::Ident(_)
+                | Tok::Str(_)
+                | Tok::Int(_)
+                | Tok::Float(_)
+                | Tok::RBracket
+                | Tok::RParen
+                | Tok::True
+                | Tok::False
+                | Tok::Nil
+        )
     )
 }
 
@@ -201,7 +212,11 @@ mod tests {
 
     #[test]
     fn tokens() {
-        let t: Vec<Tok> = lex(r#"attributes["k"] >= -1.5 and not IsMatch(name, "a\"b")"#).unwrap().into_iter().map(|t| t.0).collect();
+        let t: Vec<Tok> = lex(r#"attributes["k"] >= -1.5 and not IsMatch(name, "a\"b")"#)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
         assert_eq!(t[0], Tok::Ident("attributes".into()));
         assert_eq!(t[2], Tok::Str("k".into()));
         assert_eq!(t[4], Tok::Cmp(CmpOp::Ge));

@@ -17,6 +17,7 @@
 pub mod eval;
 pub mod lexer;
 pub mod parser;
+pub mod paths;
 
 pub use eval::{EventCtx, LogCtx, Resolve, ResourceCtx, SpanCtx};
 pub use parser::ContextKind;
@@ -48,8 +49,9 @@ impl Conditions {
     pub fn compile(list: &[String], ctx: ContextKind, path: &str) -> Result<Self, ConfigError> {
         let mut out = Vec::with_capacity(list.len());
         for (i, c) in list.iter().enumerate() {
-            let expr = parser::parse(c, ctx)
-                .map_err(|e| ConfigError::new(format!("{path}[{i}]"), format!("condition {c:?}: {e}")))?;
+            let expr = parser::parse(c, ctx).map_err(|e| {
+                ConfigError::new(format!("{path}[{i}]"), format!("condition {c:?}: {e}"))
+            })?;
             out.push((c.clone(), expr));
         }
         Ok(Conditions { list: out })
@@ -57,8 +59,11 @@ impl Conditions {
 
     /// Parses one condition found at config key `path`.
     pub fn compile_one(cond: &str, ctx: ContextKind, path: &str) -> Result<Self, ConfigError> {
-        let expr = parser::parse(cond, ctx).map_err(|e| ConfigError::new(path, format!("condition {cond:?}: {e}")))?;
-        Ok(Conditions { list: vec![(cond.to_string(), expr)] })
+        let expr = parser::parse(cond, ctx)
+            .map_err(|e| ConfigError::new(path, format!("condition {cond:?}: {e}")))?;
+        Ok(Conditions {
+            list: vec![(cond.to_string(), expr)],
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -72,8 +77,12 @@ impl Conditions {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}
                 Err(e) => match mode {
-                    ErrorMode::Propagate => return Err(format!("failed to eval condition {text:?}: {e}")),
-                    ErrorMode::Ignore => tracing::warn!(condition = %text, error = %e, "failed to eval condition"),
+                    ErrorMode::Propagate => {
+                        return Err(format!("failed to eval condition {text:?}: {e}"))
+                    }
+                    ErrorMode::Ignore => {
+                        tracing::warn!(condition = %text, error = %e, "failed to eval condition")
+                    }
                     ErrorMode::Silent => {}
                 },
             }
@@ -91,30 +100,78 @@ mod tests {
 
     fn holds(cond: &str, s: &osprey_model::otlp::trace::v1::Span) -> bool {
         let c = Conditions::compile(&[cond.to_string()], ContextKind::Span, "traces.span").unwrap();
-        let res = vec![KeyValue { key: "service.name".into(), value: Some(str_value("api-gw")), ..Default::default() }];
-        c.any(&SpanCtx { resource: &res, scope: None, span: s }, ErrorMode::Propagate).unwrap()
+        let res = vec![KeyValue {
+            key: "service.name".into(),
+            value: Some(str_value("api-gw")),
+            ..Default::default()
+        }];
+        c.any(
+            &SpanCtx {
+                resource: &res,
+                scope: None,
+                span: s,
+            },
+            ErrorMode::Propagate,
+        )
+        .unwrap()
     }
 
     #[test]
     fn span_conditions() {
         let s = with_status(
-            with_attr(with_attr(span(7, 1, "GET /health"), "http.status_code", AnyValue { value: Some(Value::IntValue(503)) }), "ratio", AnyValue { value: Some(Value::DoubleValue(0.5)) }),
+            with_attr(
+                with_attr(
+                    span(7, 1, "GET /health"),
+                    "http.status_code",
+                    AnyValue {
+                        value: Some(Value::IntValue(503)),
+                    },
+                ),
+                "ratio",
+                AnyValue {
+                    value: Some(Value::DoubleValue(0.5)),
+                },
+            ),
             2,
         );
         assert!(holds(r#"name == "GET /health""#, &s));
         assert!(holds("kind == SPAN_KIND_SERVER", &s));
         assert!(holds("kind == 2", &s));
         assert!(holds("status.code == STATUS_CODE_ERROR", &s));
-        assert!(holds(r#"attributes["http.status_code"] >= 500 and attributes["http.status_code"] < 600"#, &s));
-        assert!(holds(r#"attributes["ratio"] < 1"#, &s), "int/double compare numerically");
+        assert!(holds(
+            r#"attributes["http.status_code"] >= 500 and attributes["http.status_code"] < 600"#,
+            &s
+        ));
+        assert!(
+            holds(r#"attributes["ratio"] < 1"#, &s),
+            "int/double compare numerically"
+        );
         assert!(holds(r#"attributes["missing"] == nil"#, &s));
-        assert!(!holds(r#"attributes["http.status_code"] == "503""#, &s), "different types are never equal");
+        assert!(
+            !holds(r#"attributes["http.status_code"] == "503""#, &s),
+            "different types are never equal"
+        );
         assert!(holds(r#"attributes["http.status_code"] != "503""#, &s));
-        assert!(holds(r#"IsMatch(resource.attributes["service.name"], "^api-")"#, &s));
-        assert!(holds(r#"IsMatch(attributes["http.status_code"], "^5")"#, &s), "ints match as text");
-        assert!(!holds(r#"IsMatch(attributes["nope"], ".*")"#, &s), "nil never matches");
-        assert!(holds(r#"not (name == "x" or kind == SPAN_KIND_CLIENT)"#, &s));
-        assert!(holds(r#"trace_id.string == "00000000000000000000000000000007""#, &s));
+        assert!(holds(
+            r#"IsMatch(resource.attributes["service.name"], "^api-")"#,
+            &s
+        ));
+        assert!(
+            holds(r#"IsMatch(attributes["http.status_code"], "^5")"#, &s),
+            "ints match as text"
+        );
+        assert!(
+            !holds(r#"IsMatch(attributes["nope"], ".*")"#, &s),
+            "nil never matches"
+        );
+        assert!(holds(
+            r#"not (name == "x" or kind == SPAN_KIND_CLIENT)"#,
+            &s
+        ));
+        assert!(holds(
+            r#"trace_id.string == "00000000000000000000000000000007""#,
+            &s
+        ));
         assert!(holds("IsRootSpan()", &s));
         assert!(holds(r#"name > "A" and "b" > "a""#, &s));
         assert!(!holds("true == 1", &s));
@@ -122,7 +179,12 @@ mod tests {
 
     #[test]
     fn error_path_names_the_condition() {
-        let e = Conditions::compile(&["name == \"a\"".into(), "duration > 3".into()], ContextKind::Span, "traces.span").unwrap_err();
+        let e = Conditions::compile(
+            &["name == \"a\"".into(), "duration > 3".into()],
+            ContextKind::Span,
+            "traces.span",
+        )
+        .unwrap_err();
         assert_eq!(e.path, "traces.span[1]");
         assert!(e.message.contains("duration"), "{e}");
     }

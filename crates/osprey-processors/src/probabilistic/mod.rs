@@ -14,11 +14,14 @@
 
 pub mod otep235;
 
-use otep235::{Randomness, Threshold, TraceState, ALL_PROBABILITIES, ALWAYS_SAMPLE, MIN_PROBABILITY, NEVER_SAMPLE};
 use osprey_model::otlp::common::v1::any_value::Value;
 use osprey_model::otlp::trace::v1::Span;
 use osprey_model::TraceRequest;
 use osprey_pipeline::{Batch, ConfigError, ConsumeError, Consumer, Payload, SharedConsumer};
+use otep235::{
+    Randomness, Threshold, TraceState, ALL_PROBABILITIES, ALWAYS_SAMPLE, MIN_PROBABILITY,
+    NEVER_SAMPLE,
+};
 
 /// `processors.probabilistic_sampler` config.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -59,29 +62,56 @@ impl ProbabilisticSamplerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let pct = f64::from(self.sampling_percentage);
         if !pct.is_finite() {
-            return Err(ConfigError::new("sampling_percentage", format!("sampling rate is invalid: {pct}%")));
+            return Err(ConfigError::new(
+                "sampling_percentage",
+                format!("sampling rate is invalid: {pct}%"),
+            ));
         }
         let ratio = pct / 100.0;
         if ratio < 0.0 {
-            return Err(ConfigError::new("sampling_percentage", format!("sampling rate is negative: {pct}%")));
+            return Err(ConfigError::new(
+                "sampling_percentage",
+                format!("sampling rate is negative: {pct}%"),
+            ));
         }
         if ratio > 0.0 && ratio < MIN_PROBABILITY {
-            return Err(ConfigError::new("sampling_percentage", format!("sampling rate is too small: {pct}%")));
+            return Err(ConfigError::new(
+                "sampling_percentage",
+                format!("sampling rate is too small: {pct}%"),
+            ));
         }
-        if !matches!(self.mode.as_str(), "" | "hash_seed" | "equalizing" | "proportional") {
-            return Err(ConfigError::new("mode", format!("unsupported sampler mode {:?}", self.mode)));
+        if !matches!(
+            self.mode.as_str(),
+            "" | "hash_seed" | "equalizing" | "proportional"
+        ) {
+            return Err(ConfigError::new(
+                "mode",
+                format!("unsupported sampler mode {:?}", self.mode),
+            ));
         }
         if !matches!(self.attribute_source.as_str(), "" | "traceID" | "record") {
             return Err(ConfigError::new(
                 "attribute_source",
-                format!("invalid attribute source: {}. Expected: traceID or record", self.attribute_source),
+                format!(
+                    "invalid attribute source: {}. Expected: traceID or record",
+                    self.attribute_source
+                ),
             ));
         }
         if self.sampling_precision == 0 {
-            return Err(ConfigError::new("sampling_precision", "invalid sampling precision: 0"));
+            return Err(ConfigError::new(
+                "sampling_precision",
+                "invalid sampling precision: 0",
+            ));
         }
         if self.sampling_precision > 14 {
-            return Err(ConfigError::new("sampling_precision", format!("sampling precision is too great, should be <= 14: {}", self.sampling_precision)));
+            return Err(ConfigError::new(
+                "sampling_precision",
+                format!(
+                    "sampling precision is too great, should be <= 14: {}",
+                    self.sampling_precision
+                ),
+            ));
         }
         Ok(())
     }
@@ -129,7 +159,9 @@ enum Priority {
 }
 
 fn span_priority(span: &Span) -> Priority {
-    let Some(v) = crate::attrs::get(&span.attributes, "sampling.priority") else { return Priority::Defer };
+    let Some(v) = crate::attrs::get(&span.attributes, "sampling.priority") else {
+        return Priority::Defer;
+    };
     let n = match &v.value {
         Some(Value::IntValue(i)) => *i as f64,
         Some(Value::DoubleValue(d)) => *d,
@@ -165,9 +197,13 @@ impl TraceSampler {
             let ratio = (f64::from(pct) / 100.0).max(MIN_PROBABILITY);
             match c.mode.as_str() {
                 "equalizing" => Sampler::Equalizing(
-                    Threshold::from_probability(ratio, c.sampling_precision as usize).unwrap_or(ALWAYS_SAMPLE),
+                    Threshold::from_probability(ratio, c.sampling_precision as usize)
+                        .unwrap_or(ALWAYS_SAMPLE),
                 ),
-                "proportional" => Sampler::Proportional { ratio, precision: c.sampling_precision as usize },
+                "proportional" => Sampler::Proportional {
+                    ratio,
+                    precision: c.sampling_precision as usize,
+                },
                 _ => {
                     // Kept as upstream computes it: float32 multiply, truncated.
                     let scaled = (pct * 163.84_f32) as u32;
@@ -175,12 +211,18 @@ impl TraceSampler {
                         Sampler::Never
                     } else {
                         let reject = 0x4000u64 - u64::from(scaled.min(0x4000));
-                        Sampler::Hash { seed: c.hash_seed, threshold: Threshold(reject << 42) }
+                        Sampler::Hash {
+                            seed: c.hash_seed,
+                            threshold: Threshold(reject << 42),
+                        }
                     }
                 }
             }
         };
-        Ok(TraceSampler { sampler, fail_closed: c.fail_closed })
+        Ok(TraceSampler {
+            sampler,
+            fail_closed: c.fail_closed,
+        })
     }
 
     /// Decides for one span; a kept span's tracestate is updated as upstream does.
@@ -188,14 +230,15 @@ impl TraceSampler {
         let empty_id = span.trace_id.iter().all(|b| *b == 0);
         let parsed = TraceState::parse(&span.trace_state);
         // (randomness, carrier, error)
-        let (rnd, mut carrier, mut err): (Option<Randomness>, Option<TraceState>, Option<String>) = match self.sampler {
-            Sampler::Never => match parsed {
-                Ok(ts) => (Some(ALL_PROBABILITIES), Some(ts), None),
-                Err(e) => (Some(ALL_PROBABILITIES), None, Some(e)),
-            },
-            Sampler::Hash { seed, .. } => {
-                let rnd = (!empty_id).then(|| hash_randomness(&span.trace_id, seed));
-                match parsed {
+        let (rnd, mut carrier, mut err): (Option<Randomness>, Option<TraceState>, Option<String>) =
+            match self.sampler {
+                Sampler::Never => match parsed {
+                    Ok(ts) => (Some(ALL_PROBABILITIES), Some(ts), None),
+                    Err(e) => (Some(ALL_PROBABILITIES), None, Some(e)),
+                },
+                Sampler::Hash { seed, .. } => {
+                    let rnd = (!empty_id).then(|| hash_randomness(&span.trace_id, seed));
+                    match parsed {
                     Err(e) => (rnd, None, Some(e)),
                     Ok(ts) if ts.rv.is_some() => (rnd, None, Some("item has sampling randomness, equalizing or proportional mode recommended".into())),
                     Ok(ts) if ts.th.is_some() => (rnd, None, Some("item has sampling threshold, equalizing or proportional mode recommended".into())),
@@ -204,15 +247,17 @@ impl TraceSampler {
                         (rnd, Some(ts), None)
                     }
                 }
-            }
-            Sampler::Equalizing(_) | Sampler::Proportional { .. } => match parsed {
-                Err(e) => (None, None, Some(e)),
-                Ok(ts) => {
-                    let rnd = ts.rv.or_else(|| (!empty_id).then(|| Randomness::from_trace_id(&span.trace_id)));
-                    (rnd, Some(ts), None)
                 }
-            },
-        };
+                Sampler::Equalizing(_) | Sampler::Proportional { .. } => match parsed {
+                    Err(e) => (None, None, Some(e)),
+                    Ok(ts) => {
+                        let rnd = ts.rv.or_else(|| {
+                            (!empty_id).then(|| Randomness::from_trace_id(&span.trace_id))
+                        });
+                        (rnd, Some(ts), None)
+                    }
+                },
+            };
         if err.is_none() {
             match rnd {
                 None => err = Some("missing randomness".into()),
@@ -292,8 +337,14 @@ pub struct ProbabilisticSamplerProcessor {
 }
 
 impl ProbabilisticSamplerProcessor {
-    pub fn new(config: ProbabilisticSamplerConfig, next: SharedConsumer) -> Result<Self, ConfigError> {
-        Ok(ProbabilisticSamplerProcessor { sampler: TraceSampler::new(&config)?, next })
+    pub fn new(
+        config: ProbabilisticSamplerConfig,
+        next: SharedConsumer,
+    ) -> Result<Self, ConfigError> {
+        Ok(ProbabilisticSamplerProcessor {
+            sampler: TraceSampler::new(&config)?,
+            next,
+        })
     }
 }
 
@@ -301,7 +352,9 @@ impl ProbabilisticSamplerProcessor {
 impl Consumer for ProbabilisticSamplerProcessor {
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         let Payload::Traces(req) = &mut batch.payload else {
-            return Err(ConsumeError::Permanent("probabilistic_sampler: only traces are supported".into()));
+            return Err(ConsumeError::Permanent(
+                "probabilistic_sampler: only traces are supported".into(),
+            ));
         };
         self.sampler.sample_traces(req);
         // Kept spans carry a rewritten tracestate.

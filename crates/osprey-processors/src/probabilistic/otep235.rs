@@ -54,7 +54,11 @@ impl Threshold {
     /// The threshold for probability `p`, rounded to `precision` hex digits (more near the
     /// extremes), as `ProbabilityToThresholdWithPrecision`; `None` when out of range.
     pub fn from_probability(p: f64, precision: usize) -> Option<Threshold> {
-        let mut precision = if precision == 0 { NUM_HEX_DIGITS } else { precision };
+        let mut precision = if precision == 0 {
+            NUM_HEX_DIGITS
+        } else {
+            precision
+        };
         if !(MIN_PROBABILITY..=1.0).contains(&p) {
             return None;
         }
@@ -63,7 +67,10 @@ impl Threshold {
         }
         let exp_f = frexp_exp(p);
         let exp_r = frexp_exp(1.0 - p);
-        precision = NUM_HEX_DIGITS.min((precision as i64 + i64::from(exp_f / -4)).max(precision as i64 + i64::from(exp_r / -4)) as usize);
+        precision = NUM_HEX_DIGITS.min(
+            (precision as i64 + i64::from(exp_f / -4)).max(precision as i64 + i64::from(exp_r / -4))
+                as usize,
+        );
         let scaled = (p * MAX_ADJUSTED_COUNT as f64).round() as u64;
         let mut t = MAX_ADJUSTED_COUNT - scaled;
         let shift = 4 * (NUM_HEX_DIGITS - precision) as u32;
@@ -101,7 +108,9 @@ impl Randomness {
         if s.len() != NUM_HEX_DIGITS {
             return Err(format!("invalid r-value {s:?}"));
         }
-        u64::from_str_radix(s, 16).map(Randomness).map_err(|_| format!("invalid r-value {s:?}"))
+        u64::from_str_radix(s, 16)
+            .map(Randomness)
+            .map_err(|_| format!("invalid r-value {s:?}"))
     }
 
     /// The least-significant 56 bits of a trace id.
@@ -128,8 +137,11 @@ pub struct TraceState {
 fn valid_w3c_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 256
-        && k.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-*/@".contains(c))
+        && k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && k.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-*/@".contains(c))
 }
 
 impl TraceState {
@@ -139,13 +151,24 @@ impl TraceState {
         if s.len() > 1024 {
             return Err("tracestate exceeds 1024 characters".into());
         }
-        let members: Vec<&str> = s.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+        let members: Vec<&str> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect();
         if members.len() > 32 {
             return Err("tracestate has more than 32 members".into());
         }
         for m in members {
-            let (k, v) = m.split_once('=').ok_or_else(|| format!("invalid tracestate member {m:?}"))?;
-            if !valid_w3c_key(k) || v.is_empty() || v.len() > 256 || v.contains('=') || !v.chars().all(|c| (' '..='~').contains(&c)) {
+            let (k, v) = m
+                .split_once('=')
+                .ok_or_else(|| format!("invalid tracestate member {m:?}"))?;
+            if !valid_w3c_key(k)
+                || v.is_empty()
+                || v.len() > 256
+                || v.contains('=')
+                || !v.chars().all(|c| (' '..='~').contains(&c))
+            {
                 return Err(format!("invalid tracestate member {m:?}"));
             }
             if k == "ot" {
@@ -159,10 +182,15 @@ impl TraceState {
 
     fn parse_ot(&mut self, v: &str) -> Result<(), String> {
         for item in v.split(';') {
-            let (k, val) = item.split_once(':').ok_or_else(|| format!("invalid ot tracestate {v:?}"))?;
+            let (k, val) = item
+                .split_once(':')
+                .ok_or_else(|| format!("invalid ot tracestate {v:?}"))?;
             let key_ok = k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-            let val_ok = val.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            let val_ok = val
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if !key_ok || !val_ok {
                 return Err(format!("invalid ot tracestate {v:?}"));
             }
@@ -212,8 +240,14 @@ mod tests {
     fn thresholds() {
         assert_eq!(Threshold::from_probability(0.5, 4).unwrap().tvalue(), "8");
         assert_eq!(Threshold::from_probability(0.25, 4).unwrap().tvalue(), "c");
-        assert_eq!(Threshold::from_probability(1.0 / 3.0, 4).unwrap().tvalue(), "aaab");
-        assert_eq!(Threshold::from_probability(0.01, 4).unwrap().tvalue(), "fd70a");
+        assert_eq!(
+            Threshold::from_probability(1.0 / 3.0, 4).unwrap().tvalue(),
+            "aaab"
+        );
+        assert_eq!(
+            Threshold::from_probability(0.01, 4).unwrap().tvalue(),
+            "fd70a"
+        );
         assert_eq!(ALWAYS_SAMPLE.tvalue(), "0");
         assert_eq!(Threshold::from_tvalue("8").unwrap(), Threshold(1 << 55));
         assert!(Threshold::from_tvalue("123456789abcdef").is_err());
@@ -223,10 +257,16 @@ mod tests {
     fn tracestate_round_trip() {
         let mut ts = TraceState::parse("vendor=x, ot=th:8;rv:00112233445566;p:1,other=y").unwrap();
         assert_eq!(ts.th, Some(Threshold(1 << 55)));
-        assert_eq!(ts.rv, Some(Randomness(0x0011_2233_4455_66)));
-        assert!(ts.update_threshold(Threshold(1 << 54)).is_err(), "cannot lower th");
+        assert_eq!(ts.rv, Some(Randomness(0x0000_1122_3344_5566)));
+        assert!(
+            ts.update_threshold(Threshold(1 << 54)).is_err(),
+            "cannot lower th"
+        );
         ts.update_threshold(Threshold(3 << 54)).unwrap();
-        assert_eq!(ts.serialize(), "ot=rv:00112233445566;th:c;p:1,vendor=x,other=y");
+        assert_eq!(
+            ts.serialize(),
+            "ot=rv:00112233445566;th:c;p:1,vendor=x,other=y"
+        );
         assert!(TraceState::parse("ot=rv:1").is_err());
         assert!(TraceState::parse("bad key=1").is_err());
         assert_eq!(TraceState::parse("").unwrap(), TraceState::default());

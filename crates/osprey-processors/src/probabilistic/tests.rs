@@ -5,7 +5,8 @@ use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 
 fn sampler(yaml: &str) -> TraceSampler {
-    let c: ProbabilisticSamplerConfig = osprey_pipeline::decode_config(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+    let c: ProbabilisticSamplerConfig =
+        osprey_pipeline::decode_config(&serde_yaml::from_str(yaml).unwrap()).unwrap();
     TraceSampler::new(&c).unwrap()
 }
 
@@ -19,7 +20,10 @@ fn fnv_vectors() {
     assert_eq!(fnv1a32_update(FNV32_OFFSET, b""), 0x811c9dc5);
     assert_eq!(fnv1a32_update(FNV32_OFFSET, b"a"), 0xe40c292c);
     assert_eq!(fnv1a32_update(FNV32_OFFSET, b"foobar"), 0xbf9cf968);
-    assert_eq!(fnv1a32(0x0403_0201, b"x"), fnv1a32_update(FNV32_OFFSET, &[1, 2, 3, 4, b'x']));
+    assert_eq!(
+        fnv1a32(0x0403_0201, b"x"),
+        fnv1a32_update(FNV32_OFFSET, &[1, 2, 3, 4, b'x'])
+    );
 }
 
 #[test]
@@ -31,13 +35,27 @@ fn hash_seed_is_trace_consistent_and_near_the_percentage() {
     for id in &ids {
         let da = a.keep_span(&mut span(*id, 1, "x"));
         let db = b.keep_span(&mut span(*id, 2, "y"));
-        assert_eq!(da, db, "same trace id, same decision across samplers and spans");
+        assert_eq!(
+            da, db,
+            "same trace id, same decision across samplers and spans"
+        );
         kept += usize::from(da);
     }
-    assert!((2_000..3_000).contains(&kept), "kept {kept} of 10000 at 25%");
+    assert!(
+        (2_000..3_000).contains(&kept),
+        "kept {kept} of 10000 at 25%"
+    );
     let other_seed = sampler("sampling_percentage: 25\nhash_seed: 23");
-    let differ = ids.iter().filter(|id| other_seed.keep_span(&mut span(**id, 1, "x")) != a.keep_span(&mut span(**id, 1, "x"))).count();
-    assert!(differ > 1_000, "another seed makes other decisions ({differ})");
+    let differ = ids
+        .iter()
+        .filter(|id| {
+            other_seed.keep_span(&mut span(**id, 1, "x")) != a.keep_span(&mut span(**id, 1, "x"))
+        })
+        .count();
+    assert!(
+        differ > 1_000,
+        "another seed makes other decisions ({differ})"
+    );
 }
 
 #[test]
@@ -47,7 +65,11 @@ fn hash_seed_matches_upstream_bucket_rule() {
     let scaled = (10f32 * 163.84f32) as u32;
     for id in random_ids(2_000) {
         let bucket = fnv1a32(7, &id.to_be_bytes()) & 0x3fff;
-        assert_eq!(s.keep_span(&mut span(id, 1, "x")), bucket < scaled, "id {id:x}");
+        assert_eq!(
+            s.keep_span(&mut span(id, 1, "x")),
+            bucket < scaled,
+            "id {id:x}"
+        );
     }
 }
 
@@ -60,19 +82,28 @@ fn kept_spans_carry_ot_tracestate() {
     let ts = TraceState::parse(&sp.trace_state).unwrap();
     assert_eq!(ts.th, Some(ALWAYS_SAMPLE));
     assert!(ts.rv.is_some());
-    assert!(sp.trace_state.starts_with("ot=rv:") && sp.trace_state.ends_with(";th:0,vendor=1"), "{}", sp.trace_state);
+    assert!(
+        sp.trace_state.starts_with("ot=rv:") && sp.trace_state.ends_with(";th:0,vendor=1"),
+        "{}",
+        sp.trace_state
+    );
     assert!(!sampler("sampling_percentage: 0").keep_span(&mut span(1, 1, "x")));
 }
 
 #[test]
 fn priority_overrides_and_fail_closed() {
     let s = sampler("sampling_percentage: 0.0001");
-    let int = |i| AnyValue { value: Some(Value::IntValue(i)) };
+    let int = |i| AnyValue {
+        value: Some(Value::IntValue(i)),
+    };
     assert!(s.keep_span(&mut with_attr(span(5, 1, "x"), "sampling.priority", int(1))));
     let all = sampler("sampling_percentage: 100");
     assert!(!all.keep_span(&mut with_attr(span(5, 1, "x"), "sampling.priority", int(0))));
     let mut no_id = span(0, 1, "x");
-    assert!(!all.keep_span(&mut no_id), "fail_closed drops spans without randomness");
+    assert!(
+        !all.keep_span(&mut no_id),
+        "fail_closed drops spans without randomness"
+    );
     let open = sampler("sampling_percentage: 100\nfail_closed: false");
     let mut bad_ts = span(9, 1, "x");
     bad_ts.trace_state = "not a tracestate".into();
@@ -88,21 +119,28 @@ fn equalizing_and_proportional() {
     let mut a = span(id, 1, "x");
     a.trace_state = "ot=th:c".into();
     assert!(eq.keep_span(&mut a));
-    assert_eq!(a.trace_state, "ot=th:c", "equalizing keeps a higher incoming threshold");
+    assert_eq!(
+        a.trace_state, "ot=th:c",
+        "equalizing keeps a higher incoming threshold"
+    );
     let mut b = span(id, 1, "x");
     b.trace_state = "ot=th:8".into();
     assert!(prop.keep_span(&mut b));
     assert_eq!(b.trace_state, "ot=th:c", "proportional: 0.5 * 0.5 = 0.25");
     let mut c = span(0x0010_0000_0000_0000u128, 1, "x");
     assert!(!eq.keep_span(&mut c));
-    let kept = random_ids(10_000).into_iter().filter(|id| prop.keep_span(&mut span(*id, 1, "x"))).count();
+    let kept = random_ids(10_000)
+        .into_iter()
+        .filter(|id| prop.keep_span(&mut span(*id, 1, "x")))
+        .count();
     assert!((4_500..5_500).contains(&kept), "kept {kept}");
 }
 
 #[test]
 fn config_validation() {
     let bad = |y: &str| {
-        let c: ProbabilisticSamplerConfig = osprey_pipeline::decode_config(&serde_yaml::from_str(y).unwrap()).unwrap();
+        let c: ProbabilisticSamplerConfig =
+            osprey_pipeline::decode_config(&serde_yaml::from_str(y).unwrap()).unwrap();
         c.validate().unwrap_err().path
     };
     assert_eq!(bad("sampling_percentage: -1"), "sampling_percentage");
@@ -114,8 +152,12 @@ fn config_validation() {
 #[tokio::test]
 async fn processor_drops_unsampled_and_empty_batches() {
     let sink = Arc::new(Sink::default());
-    let c: ProbabilisticSamplerConfig = osprey_pipeline::decode_config(&serde_yaml::from_str("sampling_percentage: 0").unwrap()).unwrap();
+    let c: ProbabilisticSamplerConfig =
+        osprey_pipeline::decode_config(&serde_yaml::from_str("sampling_percentage: 0").unwrap())
+            .unwrap();
     let p = ProbabilisticSamplerProcessor::new(c, sink.clone()).unwrap();
-    p.consume(Batch::traces(trace_request("svc", vec![span(1, 1, "a")]))).await.unwrap();
+    p.consume(Batch::traces(trace_request("svc", vec![span(1, 1, "a")])))
+        .await
+        .unwrap();
     assert!(sink.take().is_empty());
 }

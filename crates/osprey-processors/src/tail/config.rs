@@ -201,23 +201,35 @@ impl TailSamplingConfig {
     /// Checks the config (building every policy evaluator).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.decision_wait.is_zero() {
-            return Err(ConfigError::new("decision_wait", "must be greater than zero"));
+            return Err(ConfigError::new(
+                "decision_wait",
+                "must be greater than zero",
+            ));
         }
         if self.num_traces == 0 {
             return Err(ConfigError::new("num_traces", "must be greater than zero"));
         }
         if self.policies.is_empty() {
-            return Err(ConfigError::new("policies", "at least one sampling policy is required"));
+            return Err(ConfigError::new(
+                "policies",
+                "at least one sampling policy is required",
+            ));
         }
         let mut names = HashSet::new();
         for (i, p) in self.policies.iter().enumerate() {
             if p.name.is_empty() {
-                return Err(ConfigError::new(format!("policies[{i}].name"), "policy name cannot be empty"));
+                return Err(ConfigError::new(
+                    format!("policies[{i}].name"),
+                    "policy name cannot be empty",
+                ));
             }
             if !names.insert(p.name.as_str()) {
-                return Err(ConfigError::new(format!("policies[{i}].name"), format!("duplicate policy name {:?}", p.name)));
+                return Err(ConfigError::new(
+                    format!("policies[{i}].name"),
+                    format!("duplicate policy name {:?}", p.name),
+                ));
             }
         }
-        super::policy::build_policies(&self.policies).map(|_| ())
+        super::build::build_policies(&self.policies).map(|_| ())
     }
 }

@@ -8,9 +8,12 @@
 //! batch, that runs until the processor is dropped or [`TailSamplingProcessor::shutdown`]
 //! is called. Forwarded batches carry no request context (upstream reassembles them too).
 
+pub mod build;
 pub mod config;
+mod lru;
 pub mod policy;
 pub mod sampler;
+pub mod view;
 
 pub use config::TailSamplingConfig;
 pub use sampler::{TailSampler, TailStats};
@@ -59,9 +62,14 @@ impl TailSamplingProcessor {
     pub fn new(config: TailSamplingConfig, next: SharedConsumer) -> Result<Self, ConfigError> {
         let sampler = TailSampler::new(&config)?;
         // Upstream ticks once a second; shorter waits tick faster so they are honoured.
-        let period = config.decision_wait.clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let period = config
+            .decision_wait
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
         Ok(TailSamplingProcessor {
-            inner: Arc::new(Inner { sampler: Mutex::new(sampler), next }),
+            inner: Arc::new(Inner {
+                sampler: Mutex::new(sampler),
+                next,
+            }),
             period,
             retry_after: period,
             ticker: OnceLock::new(),
@@ -100,7 +108,9 @@ impl TailSamplingProcessor {
     pub async fn shutdown(&self) {
         self.cancel.cancel();
         let sampled = self.inner.lock().flush(now());
-        self.inner.forward(sampled, "sampled traces at shutdown").await;
+        self.inner
+            .forward(sampled, "sampled traces at shutdown")
+            .await;
     }
 }
 
@@ -114,16 +124,23 @@ impl Drop for TailSamplingProcessor {
 impl Consumer for TailSamplingProcessor {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         let Payload::Traces(req) = batch.payload else {
-            return Err(ConsumeError::Permanent("tail_sampling: only traces are supported".into()));
+            return Err(ConsumeError::Permanent(
+                "tail_sampling: only traces are supported".into(),
+            ));
         };
         self.start_ticker();
         let late = self.inner.lock().add(req, now());
         match late {
             Ok(late) => {
-                self.inner.forward(late, "late spans of sampled traces").await;
+                self.inner
+                    .forward(late, "late spans of sampled traces")
+                    .await;
                 Ok(())
             }
-            Err(e) => Err(ConsumeError::Overloaded { retry_after: self.retry_after, reason: e.to_string() }),
+            Err(e) => Err(ConsumeError::Overloaded {
+                retry_after: self.retry_after,
+                reason: e.to_string(),
+            }),
         }
     }
 }

@@ -9,8 +9,10 @@
 //! decided traces are forgotten at once and a new trace beyond `num_traces` undecided ones
 //! is refused instead.
 
+use super::build::{build_policies, Policy};
 use super::config::TailSamplingConfig;
-use super::policy::{build_policies, Decision, Policy, TraceView};
+use super::lru::Lru;
+use super::policy::{Decision, TraceView};
 use osprey_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use osprey_model::TraceRequest;
 use osprey_pipeline::ConfigError;
@@ -36,67 +38,16 @@ pub struct TailStats {
 pub struct Overflow(pub u64);
 
 enum State {
-    Pending { batches: Vec<ResourceSpans>, spans: usize },
+    Pending {
+        batches: Vec<ResourceSpans>,
+        spans: usize,
+    },
     Decided(bool),
 }
 
 struct Entry {
     seq: u64,
     state: State,
-}
-
-/// A small LRU set of trace ids.
-struct Lru {
-    cap: usize,
-    tick: u64,
-    map: HashMap<Vec<u8>, u64>,
-    order: VecDeque<(u64, Vec<u8>)>,
-}
-
-impl Lru {
-    fn new(cap: usize) -> Self {
-        Lru { cap, tick: 0, map: HashMap::new(), order: VecDeque::new() }
-    }
-
-    fn touch(&mut self, id: &[u8]) -> bool {
-        if self.cap == 0 {
-            return false;
-        }
-        match self.map.get_mut(id) {
-            Some(t) => {
-                self.tick += 1;
-                *t = self.tick;
-                self.order.push_back((self.tick, id.to_vec()));
-                self.compact();
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn insert(&mut self, id: &[u8]) {
-        if self.cap == 0 {
-            return;
-        }
-        self.tick += 1;
-        self.map.insert(id.to_vec(), self.tick);
-        self.order.push_back((self.tick, id.to_vec()));
-        while self.map.len() > self.cap {
-            let Some((t, k)) = self.order.pop_front() else { break };
-            if self.map.get(&k) == Some(&t) {
-                self.map.remove(&k);
-            }
-        }
-        self.compact();
-    }
-
-    /// Drops stale order entries so the queue stays within a small multiple of the map.
-    fn compact(&mut self) {
-        if self.order.len() > 2 * self.cap + 16 {
-            let map = &self.map;
-            self.order.retain(|(t, k)| map.get(k) == Some(t));
-        }
-    }
 }
 
 /// The tail sampling core.
@@ -143,14 +94,22 @@ fn split_by_trace(rs: ResourceSpans) -> Vec<(Vec<u8>, ResourceSpans, usize)> {
             let gi = *index.entry(id.clone()).or_insert_with(|| {
                 groups.push((
                     id.clone(),
-                    ResourceSpans { resource: rs.resource.clone(), scope_spans: Vec::new(), schema_url: rs.schema_url.clone() },
+                    ResourceSpans {
+                        resource: rs.resource.clone(),
+                        scope_spans: Vec::new(),
+                        schema_url: rs.schema_url.clone(),
+                    },
                     0,
                 ));
                 groups.len() - 1
             });
             let g = &mut groups[gi];
             g.2 += spans.len();
-            g.1.scope_spans.push(ScopeSpans { scope: ss.scope.clone(), spans, schema_url: ss.schema_url.clone() });
+            g.1.scope_spans.push(ScopeSpans {
+                scope: ss.scope.clone(),
+                spans,
+                schema_url: ss.schema_url.clone(),
+            });
         }
     }
     groups
@@ -179,7 +138,11 @@ impl TailSampler {
 
     pub fn stats(&self) -> TailStats {
         let mut s = self.stats;
-        s.traces_held = self.traces.values().filter(|e| matches!(e.state, State::Pending { .. })).count() as u64;
+        s.traces_held = self
+            .traces
+            .values()
+            .filter(|e| matches!(e.state, State::Pending { .. }))
+            .count() as u64;
         s
     }
 
@@ -195,7 +158,11 @@ impl TailSampler {
                 .flat_map(|rs| &rs.scope_spans)
                 .flat_map(|ss| &ss.spans)
                 .map(|s| s.trace_id.as_slice())
-                .filter(|id| !self.traces.contains_key(*id) && !self.sampled_cache.map.contains_key(*id) && !self.not_sampled_cache.map.contains_key(*id))
+                .filter(|id| {
+                    !self.traces.contains_key(*id)
+                        && !self.sampled_cache.map.contains_key(*id)
+                        && !self.not_sampled_cache.map.contains_key(*id)
+                })
                 .collect();
             new_ids.sort_unstable();
             new_ids.dedup();
@@ -212,7 +179,14 @@ impl TailSampler {
         Ok(out)
     }
 
-    fn add_group(&mut self, id: Vec<u8>, group: ResourceSpans, n: usize, now: Instant, out: &mut TraceRequest) {
+    fn add_group(
+        &mut self,
+        id: Vec<u8>,
+        group: ResourceSpans,
+        n: usize,
+        now: Instant,
+        out: &mut TraceRequest,
+    ) {
         if self.sampled_cache.touch(&id) {
             self.stats.late_spans_forwarded += n as u64;
             append(out, vec![group]);
@@ -239,9 +213,15 @@ impl TailSampler {
         }
         if !self.block_on_overflow {
             while self.traces.len() >= self.num_traces {
-                let Some((seq, old)) = self.order.pop_front() else { break };
+                let Some((seq, old)) = self.order.pop_front() else {
+                    break;
+                };
                 if self.traces.get(&old).is_some_and(|e| e.seq == seq) {
-                    if let Some(Entry { state: State::Pending { spans, .. }, .. }) = self.traces.remove(&old) {
+                    if let Some(Entry {
+                        state: State::Pending { spans, .. },
+                        ..
+                    }) = self.traces.remove(&old)
+                    {
                         self.stats.traces_dropped_too_early += 1;
                         self.stats.spans_held = self.stats.spans_held.saturating_sub(spans as u64);
                         tracing::warn!(trace_id = %hex::encode(&old), "tail_sampling: trace evicted before its decision (num_traces reached); dropped");
@@ -251,7 +231,16 @@ impl TailSampler {
         }
         self.seq += 1;
         let seq = self.seq;
-        self.traces.insert(id.clone(), Entry { seq, state: State::Pending { batches: vec![group], spans: n } });
+        self.traces.insert(
+            id.clone(),
+            Entry {
+                seq,
+                state: State::Pending {
+                    batches: vec![group],
+                    spans: n,
+                },
+            },
+        );
         self.stats.spans_held += n as u64;
         if !self.block_on_overflow {
             self.order.push_back((seq, id.clone()));
@@ -263,7 +252,9 @@ impl TailSampler {
     pub fn tick(&mut self, now: Instant) -> TraceRequest {
         let mut out = TraceRequest::default();
         while self.deadlines.front().is_some_and(|(d, _, _)| *d <= now) {
-            let Some((_, seq, id)) = self.deadlines.pop_front() else { break };
+            let Some((_, seq, id)) = self.deadlines.pop_front() else {
+                break;
+            };
             self.decide(&id, seq, now, &mut out);
         }
         out
@@ -274,7 +265,11 @@ impl TailSampler {
         let mut out = TraceRequest::default();
         while let Some((_, seq, id)) = self.deadlines.pop_front() {
             if self.drop_pending_on_shutdown {
-                if let Some(Entry { state: State::Pending { spans, .. }, .. }) = self.traces.remove(&id) {
+                if let Some(Entry {
+                    state: State::Pending { spans, .. },
+                    ..
+                }) = self.traces.remove(&id)
+                {
                     self.stats.spans_held = self.stats.spans_held.saturating_sub(spans as u64);
                 }
             } else {
@@ -285,17 +280,32 @@ impl TailSampler {
     }
 
     fn decide(&mut self, id: &[u8], seq: u64, now: Instant, out: &mut TraceRequest) {
-        let Some(entry) = self.traces.get_mut(id) else { return };
+        let Some(entry) = self.traces.get_mut(id) else {
+            return;
+        };
         if entry.seq != seq {
             return;
         }
-        let State::Pending { batches, spans } = std::mem::replace(&mut entry.state, State::Decided(false)) else {
+        let State::Pending { batches, spans } =
+            std::mem::replace(&mut entry.state, State::Decided(false))
+        else {
             return;
         };
         self.stats.spans_held = self.stats.spans_held.saturating_sub(spans as u64);
-        let view = TraceView { trace_id: id, batches: &batches, span_count: spans };
+        let view = TraceView {
+            trace_id: id,
+            batches: &batches,
+            span_count: spans,
+        };
         let epoch = self.epoch.unwrap_or(now);
-        let decision = make_decision(&mut self.policies, &view, now, epoch, self.first_match, &mut self.stats.policy_errors);
+        let decision = make_decision(
+            &mut self.policies,
+            &view,
+            now,
+            epoch,
+            self.first_match,
+            &mut self.stats.policy_errors,
+        );
         let sampled = decision == Decision::Sampled;
         if sampled {
             self.stats.traces_sampled += 1;
@@ -316,7 +326,14 @@ impl TailSampler {
 /// Combines the policies' decisions as upstream: any drop wins, then an inverted
 /// not-sample, then any sample, then an inverted sample with no plain not-sample;
 /// otherwise the trace is not sampled.
-fn make_decision(policies: &mut [Policy], view: &TraceView, now: Instant, epoch: Instant, first_match: bool, errors: &mut u64) -> Decision {
+fn make_decision(
+    policies: &mut [Policy],
+    view: &TraceView,
+    now: Instant,
+    epoch: Instant,
+    first_match: bool,
+    errors: &mut u64,
+) -> Decision {
     let mut seen: Vec<Decision> = Vec::new();
     for p in policies.iter_mut() {
         match p.eval.evaluate(view, now, epoch) {
@@ -335,7 +352,8 @@ fn make_decision(policies: &mut [Policy], view: &TraceView, now: Instant, epoch:
     let has = |d: Decision| seen.contains(&d);
     if has(Decision::Dropped) || has(Decision::InvertNotSampled) {
         Decision::NotSampled
-    } else if has(Decision::Sampled) || (has(Decision::InvertSampled) && !has(Decision::NotSampled)) {
+    } else if has(Decision::Sampled) || (has(Decision::InvertSampled) && !has(Decision::NotSampled))
+    {
         Decision::Sampled
     } else {
         Decision::NotSampled

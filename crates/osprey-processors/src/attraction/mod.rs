@@ -79,7 +79,9 @@ impl AttrProc {
     pub fn new(list: &[ActionConfig], list_key: &str) -> Result<Self, ConfigError> {
         let mut actions = Vec::with_capacity(list.len());
         for (i, a) in list.iter().enumerate() {
-            let err = |field: &str, msg: String| ConfigError::new(format!("{list_key}[{i}].{field}"), msg);
+            let err = |field: &str, msg: String| {
+                ConfigError::new(format!("{list_key}[{i}].{field}"), msg)
+            };
             let kind = match a.action.to_ascii_lowercase().as_str() {
                 "insert" => Kind::Insert,
                 "update" => Kind::Update,
@@ -98,7 +100,10 @@ impl AttrProc {
             };
             if matches!(kind, Kind::Delete | Kind::Hash) {
                 if a.key.is_empty() && a.pattern.is_empty() {
-                    return Err(err("key", "at least one of \"key\" and \"pattern\" must be set".into()));
+                    return Err(err(
+                        "key",
+                        "at least one of \"key\" and \"pattern\" must be set".into(),
+                    ));
                 }
             } else if a.key.is_empty() {
                 return Err(err("key", "missing required field \"key\"".into()));
@@ -107,68 +112,114 @@ impl AttrProc {
                 + usize::from(!a.from_attribute.is_empty())
                 + usize::from(!a.from_context.is_empty());
             let name = a.action.to_ascii_lowercase();
-            let mut action = Action { key: a.key.clone(), kind, source: None, regex: None, convert_to: None };
+            let mut action = Action {
+                key: a.key.clone(),
+                kind,
+                source: None,
+                regex: None,
+                convert_to: None,
+            };
             let no_converted_type = |a: &ActionConfig| {
                 if a.converted_type.is_empty() {
                     Ok(())
                 } else {
-                    Err(err("converted_type", format!("action {name:?} does not use \"converted_type\"")))
+                    Err(err(
+                        "converted_type",
+                        format!("action {name:?} does not use \"converted_type\""),
+                    ))
                 }
             };
             match kind {
                 Kind::Insert | Kind::Update | Kind::Upsert => {
                     if sources == 0 {
-                        return Err(err("value", "one of \"value\", \"from_attribute\" or \"from_context\" must be set".into()));
+                        return Err(err(
+                            "value",
+                            "one of \"value\", \"from_attribute\" or \"from_context\" must be set"
+                                .into(),
+                        ));
                     }
                     if sources > 1 {
                         return Err(err("value", "only one of \"value\", \"from_attribute\" and \"from_context\" may be set".into()));
                     }
                     if !a.pattern.is_empty() {
-                        return Err(err("pattern", format!("action {name:?} does not use \"pattern\"")));
+                        return Err(err(
+                            "pattern",
+                            format!("action {name:?} does not use \"pattern\""),
+                        ));
                     }
                     no_converted_type(a)?;
                     action.source = Some(match &a.value {
                         Some(v) => Source::Value(attrs::from_yaml(v).map_err(|e| err("value", e))?),
-                        None if !a.from_attribute.is_empty() => Source::Attribute(a.from_attribute.clone()),
+                        None if !a.from_attribute.is_empty() => {
+                            Source::Attribute(a.from_attribute.clone())
+                        }
                         None => Source::Context(a.from_context.clone()),
                     });
                 }
                 Kind::Delete | Kind::Hash => {
                     if a.value.is_some() || !a.from_attribute.is_empty() {
-                        return Err(err("value", format!("action {name:?} does not use \"value\" or \"from_attribute\"")));
+                        return Err(err(
+                            "value",
+                            format!("action {name:?} does not use \"value\" or \"from_attribute\""),
+                        ));
                     }
                     if !a.pattern.is_empty() {
-                        action.regex = Some(Regex::new(&a.pattern).map_err(|e| err("pattern", format!("invalid pattern: {e}")))?);
+                        action.regex = Some(
+                            Regex::new(&a.pattern)
+                                .map_err(|e| err("pattern", format!("invalid pattern: {e}")))?,
+                        );
                     }
                     no_converted_type(a)?;
                 }
                 Kind::Extract => {
                     if sources > 0 {
-                        return Err(err("value", "action \"extract\" does not use a value source".into()));
+                        return Err(err(
+                            "value",
+                            "action \"extract\" does not use a value source".into(),
+                        ));
                     }
                     if a.pattern.is_empty() {
-                        return Err(err("pattern", "missing required field \"pattern\" for action \"extract\"".into()));
+                        return Err(err(
+                            "pattern",
+                            "missing required field \"pattern\" for action \"extract\"".into(),
+                        ));
                     }
                     no_converted_type(a)?;
-                    let re = Regex::new(&a.pattern).map_err(|e| err("pattern", format!("invalid pattern: {e}")))?;
+                    let re = Regex::new(&a.pattern)
+                        .map_err(|e| err("pattern", format!("invalid pattern: {e}")))?;
                     let names: Vec<Option<&str>> = re.capture_names().skip(1).collect();
                     if names.is_empty() {
-                        return Err(err("pattern", "pattern contains no named matcher groups".into()));
+                        return Err(err(
+                            "pattern",
+                            "pattern contains no named matcher groups".into(),
+                        ));
                     }
                     if names.iter().any(|n| n.is_none()) {
-                        return Err(err("pattern", "pattern contains at least one unnamed matcher group".into()));
+                        return Err(err(
+                            "pattern",
+                            "pattern contains at least one unnamed matcher group".into(),
+                        ));
                     }
                     action.regex = Some(re);
                 }
                 Kind::Convert => {
                     if sources > 0 || !a.pattern.is_empty() {
-                        return Err(err("value", "action \"convert\" does not use value sources or \"pattern\"".into()));
+                        return Err(err(
+                            "value",
+                            "action \"convert\" does not use value sources or \"pattern\"".into(),
+                        ));
                     }
                     action.convert_to = Some(match a.converted_type.as_str() {
                         "int" => Target::Int,
                         "double" => Target::Double,
                         "string" => Target::Str,
-                        "" => return Err(err("converted_type", "missing required field \"converted_type\" for action \"convert\"".into())),
+                        "" => {
+                            return Err(err(
+                                "converted_type",
+                                "missing required field \"converted_type\" for action \"convert\""
+                                    .into(),
+                            ))
+                        }
                         other => {
                             return Err(err(
                                 "converted_type",
@@ -256,7 +307,10 @@ pub fn context_value(ctx: &Context, key: &str) -> Option<String> {
     if key.starts_with("auth.") {
         return None;
     }
-    let md_key = key.strip_prefix("metadata.").unwrap_or(key).to_ascii_lowercase();
+    let md_key = key
+        .strip_prefix("metadata.")
+        .unwrap_or(key)
+        .to_ascii_lowercase();
     let values = ctx.metadata.get(&md_key)?;
     if values.is_empty() {
         None
@@ -284,10 +338,15 @@ pub fn hash_value(v: &mut AnyValue) {
 
 fn extract(a: &Action, map: &mut Vec<KeyValue>) {
     let Some(re) = &a.regex else { return };
-    let Some(text) = attrs::get(map, &a.key).and_then(attrs::as_str).map(str::to_string) else {
+    let Some(text) = attrs::get(map, &a.key)
+        .and_then(attrs::as_str)
+        .map(str::to_string)
+    else {
         return;
     };
-    let Some(caps) = re.captures(&text) else { return };
+    let Some(caps) = re.captures(&text) else {
+        return;
+    };
     for name in re.capture_names().flatten() {
         let value = caps.name(name).map_or("", |m| m.as_str());
         attrs::put(map, name, attrs::str_value(value));
@@ -308,7 +367,9 @@ fn convert(v: &mut AnyValue, to: Target) {
             }
         },
         (Target::Double, Some(Value::IntValue(i))) => Value::DoubleValue(*i as f64),
-        (Target::Double, Some(Value::BoolValue(b))) => Value::DoubleValue(if *b { 1.0 } else { 0.0 }),
+        (Target::Double, Some(Value::BoolValue(b))) => {
+            Value::DoubleValue(if *b { 1.0 } else { 0.0 })
+        }
         (Target::Double, Some(Value::StringValue(s))) => match s.parse::<f64>() {
             Ok(n) => Value::DoubleValue(n),
             Err(_) => {
@@ -322,110 +383,4 @@ fn convert(v: &mut AnyValue, to: Target) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::attrs::{get, str_value};
-
-    fn procs(yaml: &str) -> Result<AttrProc, ConfigError> {
-        let list: Vec<ActionConfig> = serde_yaml::from_str(yaml).unwrap();
-        AttrProc::new(&list, "actions")
-    }
-
-    fn kv(k: &str, v: Value) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
-    }
-
-    fn s(v: &str) -> Value {
-        Value::StringValue(v.into())
-    }
-
-    #[test]
-    fn insert_update_upsert_semantics() {
-        let p = procs(
-            "[{key: a, value: new, action: insert}, {key: b, value: new, action: insert},
-              {key: c, value: 7, action: update}, {key: d, value: 7, action: update},
-              {key: e, from_attribute: a, action: upsert}, {key: f, value: 2.5, action: UPSERT}]",
-        )
-        .unwrap();
-        let mut m = vec![kv("a", s("old")), kv("c", s("x"))];
-        p.process(&Context::default(), &mut m);
-        assert_eq!(get(&m, "a"), Some(&str_value("old")), "insert must not overwrite");
-        assert_eq!(get(&m, "b"), Some(&str_value("new")));
-        assert_eq!(get(&m, "c").unwrap().value, Some(Value::IntValue(7)));
-        assert!(get(&m, "d").is_none(), "update must not create");
-        assert_eq!(get(&m, "e"), Some(&str_value("old")));
-        assert_eq!(get(&m, "f").unwrap().value, Some(Value::DoubleValue(2.5)));
-    }
-
-    #[test]
-    fn delete_hash_with_patterns() {
-        let p = procs("[{key: x, action: delete}, {pattern: '^secret\\.', action: delete}, {key: user, action: hash}]").unwrap();
-        let mut m = vec![kv("x", s("1")), kv("secret.a", s("1")), kv("secret.b", s("1")), kv("keep", s("1")), kv("user", s("alice"))];
-        p.process(&Context::default(), &mut m);
-        let keys: Vec<&str> = m.iter().map(|kv| kv.key.as_str()).collect();
-        assert_eq!(keys, ["keep", "user"]);
-        // sha256("alice")
-        assert_eq!(
-            get(&m, "user"),
-            Some(&str_value("2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"))
-        );
-        let mut m = vec![kv("user", Value::IntValue(1))];
-        p.process(&Context::default(), &mut m);
-        assert_eq!(as_hex_len(&m), 64);
-    }
-
-    fn as_hex_len(m: &[KeyValue]) -> usize {
-        attrs::as_str(get(m, "user").unwrap()).unwrap().len()
-    }
-
-    #[test]
-    fn extract_named_groups() {
-        let p = procs(r#"[{key: url, pattern: '^/api/(?P<version>v\d+)/(?P<resource>\w+)', action: extract}]"#).unwrap();
-        let mut m = vec![kv("url", s("/api/v2/users?id=1")), kv("version", s("old"))];
-        p.process(&Context::default(), &mut m);
-        assert_eq!(get(&m, "version"), Some(&str_value("v2")), "extract overrides");
-        assert_eq!(get(&m, "resource"), Some(&str_value("users")));
-        let mut m = vec![kv("url", Value::IntValue(3))];
-        p.process(&Context::default(), &mut m);
-        assert_eq!(m.len(), 1, "non-string sources are left alone");
-    }
-
-    #[test]
-    fn convert_types() {
-        let p = procs("[{key: a, action: convert, converted_type: int}, {key: b, action: convert, converted_type: double}, {key: c, action: convert, converted_type: string}, {key: d, action: convert, converted_type: int}]").unwrap();
-        let mut m = vec![kv("a", s("42")), kv("b", Value::IntValue(3)), kv("c", Value::BoolValue(true)), kv("d", s("nope"))];
-        p.process(&Context::default(), &mut m);
-        assert_eq!(get(&m, "a").unwrap().value, Some(Value::IntValue(42)));
-        assert_eq!(get(&m, "b").unwrap().value, Some(Value::DoubleValue(3.0)));
-        assert_eq!(get(&m, "c"), Some(&str_value("true")));
-        assert_eq!(get(&m, "d"), Some(&str_value("nope")), "unconvertible stays as it is");
-    }
-
-    #[test]
-    fn from_context_metadata_and_address() {
-        let p = procs("[{key: tenant, from_context: metadata.X-Tenant, action: insert}, {key: ip, from_context: client.address, action: insert}]").unwrap();
-        let mut ctx = Context::default();
-        ctx.metadata.insert("x-tenant".into(), vec!["a".into(), "b".into()]);
-        ctx.client_addr = Some("10.1.2.3".parse().unwrap());
-        let mut m = Vec::new();
-        p.process(&ctx, &mut m);
-        assert_eq!(get(&m, "tenant"), Some(&str_value("a;b")));
-        assert_eq!(get(&m, "ip"), Some(&str_value("10.1.2.3")));
-    }
-
-    #[test]
-    fn validation_names_the_entry() {
-        let e = procs("[{key: a, value: 1, action: insert}, {key: b, value: 1, action: insert}, {key: c, action: frobnicate}]").unwrap_err();
-        assert_eq!(e.path, "actions[2].action");
-        let e = procs("[{key: a, action: insert}]").unwrap_err();
-        assert_eq!(e.path, "actions[0].value");
-        let e = procs("[{key: a, value: 1, from_attribute: b, action: upsert}]").unwrap_err();
-        assert_eq!(e.path, "actions[0].value");
-        let e = procs("[{key: a, pattern: '(\\d+)', action: extract}]").unwrap_err();
-        assert_eq!(e.path, "actions[0].pattern");
-        let e = procs("[{key: a, action: convert, converted_type: float}]").unwrap_err();
-        assert_eq!(e.path, "actions[0].converted_type");
-        let e = procs("[{action: delete}]").unwrap_err();
-        assert_eq!(e.path, "actions[0].key");
-    }
-}
+mod tests;
