@@ -129,6 +129,22 @@ def base_ns() -> int:
     return time.time_ns() - 60_000_000_000
 
 
+def wait_for_spans(server, want: dict, what: str, timeout=60.0) -> dict[str, dict]:
+    """Waits until every span id of `want` (span id -> name) is in `osprey up`; on timeout
+    names the missing ones. Returns every stored span."""
+    def missing():
+        got = stored(server)
+        return {sid: name for sid, name in want.items() if sid not in got}
+    try:
+        wait_until(lambda: not missing(), timeout=timeout, what=what)
+    except AssertionError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; missing "
+                             f"{missing()}; stored: "
+                             f"{ {sid: (r['trace_id'], r['span_name']) for sid, r in stored(server).items()} }"
+                             ) from None
+    return stored(server)
+
+
 # ---------------------------------------------------------------- helpers: file exporter output
 
 def json_lines(path: Path) -> list[dict]:
@@ -292,13 +308,13 @@ def test_tail_sampling_keeps_exactly_the_matching_traces(make_server, make_colle
                 if int.from_bytes(s.trace_id[-4:], "big") in sampled}
     assert len(sampled) == 14 and len(expected) == 30, (len(sampled), len(expected))
 
-    wait_until(lambda: set(expected) <= set(stored(server)), timeout=60,
-               what="every span of the 14 sampled traces in osprey up")
+    wait_for_spans(server, {sid: s.name for sid, s in expected.items()},
+                   "every span of the 14 sampled traces in osprey up")
     # A sentinel trace decided after all the others: once it is stored, every other decision
     # was made and exported long before.
     sentinel = mk_span(trace_id(1, 99), span_id(99, 1), "sentinel", base, 0, 5, status=ERROR)
     export(f"127.0.0.1:{port}", mk_request([({"service.name": "shop"}, [sentinel])]))
-    wait_until(lambda: sentinel.span_id.hex() in stored(server), timeout=60, what="sentinel")
+    wait_for_spans(server, {sentinel.span_id.hex(): "sentinel"}, "the sentinel trace")
 
     got = stored(server)
     got.pop(sentinel.span_id.hex())
@@ -484,8 +500,8 @@ def test_attributes_and_resource_processors(make_server, make_collector):
          [payments]),
     ]))
     want_ids = {checkout.span_id.hex(), payments.span_id.hex()}
-    got = wait_until(lambda: (g := stored(server)) and want_ids <= set(g) and g, timeout=60,
-                     what="both spans in osprey up")
+    got = wait_for_spans(server, {checkout.span_id.hex(): checkout.name,
+                                  payments.span_id.hex(): payments.name}, "both spans")
     assert set(got) == want_ids
 
     c = got[checkout.span_id.hex()]
@@ -572,8 +588,7 @@ def test_filter_processor_drops_exactly_the_matching_spans(make_server, make_col
     ]))
     kept = {s.span_id.hex(): s.name for s, keep in spans.values() if keep}
     kept[edge.span_id.hex()] = edge.name
-    wait_until(lambda: set(kept) <= set(stored(server)), timeout=60, what="the kept spans")
-    got = stored(server)
+    got = wait_for_spans(server, kept, "the kept spans")
     assert {sid: r["span_name"] for sid, r in got.items()} == kept
     assert got[edge.span_id.hex()]["service_name"] == "edge"
 

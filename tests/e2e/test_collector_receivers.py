@@ -701,7 +701,10 @@ def test_jaeger_agent_udp_thrift_compact(b, make_collector, binary):
     service = "coll-jaeger-agent-udp"
     sent = run_legacy("udp", f"127.0.0.1:{udp}", service)
     check_legacy_spans(e.server, sent, service)
-    assert c.metric("otelcol_receiver_accepted_spans_total", receiver="jaeger") == 2
+    accepted = wait_until(
+        lambda: (v := c.metric("otelcol_receiver_accepted_spans_total", receiver="jaeger")) >= 2
+        and v, timeout=30, what="jaeger accepted spans >= 2")
+    assert accepted == 2, f"otelcol_receiver_accepted_spans_total{{receiver=jaeger}} = {accepted}"
 
 
 # ---------------------------------------------------------------- 1d. metrics -> Prometheus

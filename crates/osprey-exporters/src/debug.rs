@@ -163,7 +163,8 @@ impl Sampler {
                 1
             }
         };
-        n <= self.initial || (self.thereafter != 0 && (n - self.initial) % self.thereafter == 0)
+        n <= self.initial
+            || (self.thereafter != 0 && (n - self.initial).is_multiple_of(self.thereafter))
     }
 }
 

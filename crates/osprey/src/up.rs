@@ -56,13 +56,13 @@ pub struct UpArgs {
     /// PEM private key for TLS on the PostgreSQL port; needs --pg-tls-cert
     #[arg(long, env = "OSPREY_PG_TLS_KEY")]
     pub pg_tls_key: Option<PathBuf>,
-    /// Jaeger thrift HTTP receiver [default: 127.0.0.1:14268] (not served yet)
+    /// Jaeger thrift HTTP receiver [default: 127.0.0.1:14268]
     #[arg(long, env = "OSPREY_JAEGER_THRIFT_ADDR")]
     pub jaeger_thrift_addr: Option<String>,
-    /// Jaeger gRPC receiver [default: 127.0.0.1:14250] (not served yet)
+    /// Jaeger gRPC receiver [default: 127.0.0.1:14250]
     #[arg(long, env = "OSPREY_JAEGER_GRPC_ADDR")]
     pub jaeger_grpc_addr: Option<String>,
-    /// Zipkin receiver [default: 127.0.0.1:9411] (not served yet)
+    /// Zipkin receiver [default: 127.0.0.1:9411]
     #[arg(long, env = "OSPREY_ZIPKIN_ADDR")]
     pub zipkin_addr: Option<String>,
     /// Drop spans older than this, an hour partition at a time [default: 7d]
@@ -136,7 +136,9 @@ struct Settings {
     pg: Option<SocketAddr>,
     pg_password: Option<String>,
     pg_tls: Option<(PathBuf, PathBuf)>,
-    not_yet: Vec<(&'static str, Option<SocketAddr>)>,
+    jaeger_thrift: Option<SocketAddr>,
+    jaeger_grpc: Option<SocketAddr>,
+    zipkin: Option<SocketAddr>,
 }
 
 fn resolve(args: &UpArgs) -> Result<Settings> {
@@ -215,20 +217,9 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
             }
             (None, Some(_)) => bail!("--pg-tls-key needs --pg-tls-cert (the certificate)"),
         },
-        not_yet: vec![
-            (
-                "Jaeger thrift (jaeger-thrift-addr)",
-                addr("jaeger-thrift-addr", &s.jaeger_thrift_addr, 14268)?,
-            ),
-            (
-                "Jaeger gRPC (jaeger-grpc-addr)",
-                addr("jaeger-grpc-addr", &s.jaeger_grpc_addr, 14250)?,
-            ),
-            (
-                "Zipkin (zipkin-addr)",
-                addr("zipkin-addr", &s.zipkin_addr, 9411)?,
-            ),
-        ],
+        jaeger_thrift: addr("jaeger-thrift-addr", &s.jaeger_thrift_addr, 14268)?,
+        jaeger_grpc: addr("jaeger-grpc-addr", &s.jaeger_grpc_addr, 14250)?,
+        zipkin: addr("zipkin-addr", &s.zipkin_addr, 9411)?,
     })
 }
 
@@ -376,6 +367,62 @@ fn shutdown_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Sen
     }
 }
 
+type Task = tokio::task::JoinHandle<Result<()>>;
+
+/// The Jaeger (thrift HTTP, gRPC) and Zipkin receivers, configured as the collector would be
+/// for these addresses, feeding the store.
+async fn start_legacy_receivers(
+    settings: &Settings,
+    consumer: osprey_pipeline::SharedConsumer,
+    stop: &tokio_util::sync::CancellationToken,
+    say: &mut Vec<String>,
+) -> Result<Vec<Task>> {
+    use osprey_receivers::{jaeger, zipkin};
+    let mut tasks: Vec<Task> = vec![];
+    let mut protocols = serde_yaml::Mapping::new();
+    for (key, addr) in [("thrift_http", settings.jaeger_thrift), ("grpc", settings.jaeger_grpc)] {
+        if let Some(a) = addr {
+            let mut m = serde_yaml::Mapping::new();
+            m.insert("endpoint".into(), a.to_string().into());
+            protocols.insert(key.into(), serde_yaml::Value::Mapping(m));
+        }
+    }
+    if !protocols.is_empty() {
+        let mut body = serde_yaml::Mapping::new();
+        body.insert("protocols".into(), serde_yaml::Value::Mapping(protocols));
+        let cfg: jaeger::JaegerConfig =
+            osprey_pipeline::decode_config(&serde_yaml::Value::Mapping(body))
+                .map_err(|e| anyhow::anyhow!("jaeger receiver: {e}"))?;
+        let servers = jaeger::start(&cfg, consumer.clone(), stop.clone()).await?;
+        for (p, a) in &servers.addrs {
+            let what = match p {
+                jaeger::Protocol::Grpc => "Jaeger gRPC".to_string(),
+                _ => "Jaeger thrift HTTP".to_string(),
+            };
+            let path = if what.contains("HTTP") { "/api/traces" } else { "" };
+            say.push(format!("  {what:<28} {a}{path}"));
+        }
+        for h in servers.handles {
+            tasks.push(tokio::spawn(async move {
+                h.await.map_err(anyhow::Error::from)
+            }));
+        }
+    }
+    if let Some(a) = settings.zipkin {
+        let mut body = serde_yaml::Mapping::new();
+        body.insert("endpoint".into(), a.to_string().into());
+        let cfg: zipkin::ZipkinConfig =
+            osprey_pipeline::decode_config(&serde_yaml::Value::Mapping(body))
+                .map_err(|e| anyhow::anyhow!("zipkin receiver: {e}"))?;
+        let server = zipkin::start(&cfg, consumer, stop.clone()).await?;
+        say.push(format!("  {:<28} http://{}/api/v2/spans", "Zipkin", server.addr));
+        tasks.push(tokio::spawn(async move {
+            server.handle.await?.map_err(anyhow::Error::from)
+        }));
+    }
+    Ok(tasks)
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn wait_for_stop() {
     #[cfg(unix)]
@@ -491,11 +538,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
             fut.await.map_err(anyhow::Error::from)
         }));
     }
-    for (name, addr) in &settings.not_yet {
-        if addr.is_some() {
-            say.push(format!("  {name:<28} not served yet by this release"));
-        }
-    }
+    let receivers_stop = tokio_util::sync::CancellationToken::new();
+    let store_consumer: osprey_pipeline::SharedConsumer = Arc::new(StoreExporter::new(store.clone()));
+    tasks.extend(
+        start_legacy_receivers(&settings, store_consumer, &receivers_stop, &mut say).await?,
+    );
     for line in &say {
         println!("{line}");
     }
@@ -513,6 +560,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
     let _ = stop_tx.send(true);
+    receivers_stop.cancel();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }

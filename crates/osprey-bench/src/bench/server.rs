@@ -48,6 +48,8 @@ impl Server {
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
             .args(["--pg-addr", &format!("127.0.0.1:{pg_port}")])
             .args(["--otlp-http-addr", "none", "--grpc-addr", "none"])
+            .args(["--jaeger-thrift-addr", "none", "--jaeger-grpc-addr", "none"])
+            .args(["--zipkin-addr", "none"])
             .args(extra)
             .env("OSPREY_LOG", "info,datafusion=warn,h2=warn")
             .stdin(Stdio::null())

@@ -190,6 +190,8 @@ async fn worker(q: Arc<Queue>, sender: Arc<Sender>, stop: CancellationToken) {
             },
         };
         let Some((batch, key)) = next else {
+            // Idle: correct the gauge, which concurrent enqueues may have left stale.
+            sender.metrics.queue_size.set(q.len().await as i64);
             if stop.is_cancelled() {
                 return;
             }

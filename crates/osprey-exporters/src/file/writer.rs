@@ -198,7 +198,7 @@ impl RotatingFile {
                 found.push((entry.path(), t, n));
             }
         }
-        found.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2)));
+        found.sort_by_key(|b| std::cmp::Reverse((b.1, b.2)));
         Ok(found)
     }
 

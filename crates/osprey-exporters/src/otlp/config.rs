@@ -214,7 +214,7 @@ mod tests {
                 https: true
             }
         );
-        assert_eq!(t("http://h:4317").unwrap().https, false);
+        assert!(!t("http://h:4317").unwrap().https);
         assert_eq!(t("dns:///h:4317").unwrap().host_port, "h:4317");
         assert_eq!(t("[::1]:4317").unwrap().host_port, "[::1]:4317");
         assert_eq!(t("h").unwrap_err().path, "endpoint");

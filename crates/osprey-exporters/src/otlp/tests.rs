@@ -27,12 +27,13 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 type Reply = Result<ExportTraceServiceResponse, Status>;
+type Seen = (Option<String>, Option<String>, usize);
 
 #[derive(Default)]
 struct Mock {
     replies: Mutex<VecDeque<Reply>>,
     /// (grpc-encoding, x-tenant header, span count) per trace request.
-    seen: Mutex<Vec<(Option<String>, Option<String>, usize)>>,
+    seen: Mutex<Vec<Seen>>,
     other: Mutex<Vec<&'static str>>,
 }
 

@@ -34,6 +34,9 @@ pub struct TlsClientConfig {
     pub tpm: serde_yaml::Value,
 }
 
+/// A certificate chain and its private key, both PEM.
+pub type PemPair = (Vec<u8>, Vec<u8>);
+
 /// A TLS version as `configtls` names them, ordered.
 fn tls_version(text: &str) -> Option<u8> {
     Some(match text {
@@ -130,7 +133,7 @@ impl TlsClientConfig {
     }
 
     /// The client certificate chain and key (PEM), if configured.
-    pub fn load_identity(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, ConfigError> {
+    pub fn load_identity(&self) -> Result<Option<PemPair>, ConfigError> {
         let cert = if !self.cert_file.is_empty() {
             Self::read(&self.cert_file, "cert_file")?
         } else {
@@ -147,7 +150,7 @@ impl TlsClientConfig {
     /// Whether a gRPC client uses TLS, as `configgrpc` decides: always, unless `insecure` is
     /// set without a CA; an `https://` endpoint forces TLS.
     pub fn grpc_uses_tls(&self, https_scheme: bool) -> bool {
-        https_scheme || !(self.insecure && !self.has_ca())
+        https_scheme || !self.insecure || self.has_ca()
     }
 
     /// Applies this block to a tonic endpoint (which must have an `https` URI).

@@ -18,11 +18,13 @@ use std::time::Duration;
 /// (status, extra headers, body) the server answers with, in order; then 200 with no body.
 type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
 
+type Seen = (String, String, String, String, ExportTraceServiceRequest);
+
 #[derive(Default)]
 struct Mock {
     replies: Mutex<VecDeque<Reply>>,
     /// (path, content-type, content-encoding, x-tenant, decoded request).
-    seen: Mutex<Vec<(String, String, String, String, ExportTraceServiceRequest)>>,
+    seen: Mutex<Vec<Seen>>,
 }
 
 async fn handle(

@@ -1,3 +1,5 @@
+//! Tests of the action list: each action's semantics and config validation.
+
 use super::*;
 use crate::attrs::{get, str_value};
 

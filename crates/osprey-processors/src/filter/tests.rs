@@ -1,3 +1,5 @@
+//! Tests of the filter processor: OTTL and legacy rules over OTLP fixtures.
+
 use super::*;
 use crate::attrs::str_value;
 use crate::testutil::{names, resource_spans, span, trace_request, with_attr, with_status, Sink};

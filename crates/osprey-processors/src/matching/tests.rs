@@ -1,3 +1,5 @@
+//! Tests of include/exclude matching for spans and logs.
+
 use super::*;
 use crate::attrs::str_value;
 

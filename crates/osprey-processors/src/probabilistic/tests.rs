@@ -1,3 +1,5 @@
+//! Tests of the probabilistic sampler: trace-id consistency, rates, tracestate, modes.
+
 use super::*;
 use crate::testutil::{span, trace_request, with_attr, Sink};
 use osprey_model::otlp::common::v1::AnyValue;

@@ -1,3 +1,5 @@
+//! Tests of the tail sampling state machine (injected time) and of the processor (paused tokio clock).
+
 use super::*;
 
 mod policies;
