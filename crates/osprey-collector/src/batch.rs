@@ -8,7 +8,9 @@
 //! added latency per request.
 
 use crate::split;
-use osprey_pipeline::{go_duration, Batch, ConfigError, ConsumeError, Consumer, Context, Payload, SharedConsumer};
+use osprey_pipeline::{
+    go_duration, Batch, ConfigError, ConsumeError, Consumer, Context, Payload, SharedConsumer,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,7 +48,10 @@ impl BatchConfig {
             ));
         }
         if self.timeout.is_zero() && self.send_batch_size == 0 {
-            return Err(ConfigError::new("timeout", "must be positive when send_batch_size is 0"));
+            return Err(ConfigError::new(
+                "timeout",
+                "must be positive when send_batch_size is 0",
+            ));
         }
         Ok(())
     }
@@ -97,7 +102,11 @@ impl BatchProcessor {
         let Some(payload) = taken.payload else { return };
         let mut result = Ok(());
         for part in split::split(payload, self.config.send_batch_max_size) {
-            let batch = Batch { payload: part, encoded: None, context: taken.context.clone() };
+            let batch = Batch {
+                payload: part,
+                encoded: None,
+                context: taken.context.clone(),
+            };
             if let Err(e) = self.next.consume(batch).await {
                 result = Err(e);
             }
@@ -126,7 +135,9 @@ impl Consumer for BatchProcessor {
         let mut start_timer = None;
         let full = {
             let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            if !groups.contains_key(&key) && groups.len() >= self.config.metadata_cardinality_limit.max(1) {
+            if !groups.contains_key(&key)
+                && groups.len() >= self.config.metadata_cardinality_limit.max(1)
+            {
                 return Err(ConsumeError::Permanent(format!(
                     "too many distinct metadata values for the batch processor (limit {})",
                     self.config.metadata_cardinality_limit
@@ -209,7 +220,10 @@ mod tests {
     fn spans(n: usize) -> Batch {
         Batch::traces(osprey_model::TraceRequest {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans: vec![Span::default(); n], ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span::default(); n],
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         })
@@ -218,7 +232,12 @@ mod tests {
     #[tokio::test]
     async fn size_trigger_splits_and_acks_everyone() {
         let sink = Arc::new(Sink::default());
-        let cfg = BatchConfig { send_batch_size: 10, send_batch_max_size: 12, timeout: Duration::from_secs(3600), ..Default::default() };
+        let cfg = BatchConfig {
+            send_batch_size: 10,
+            send_batch_max_size: 12,
+            timeout: Duration::from_secs(3600),
+            ..Default::default()
+        };
         let p = BatchProcessor::new(cfg, sink.clone());
         let (a, b) = tokio::join!(p.consume(spans(6)), p.consume(spans(20)));
         assert!(a.is_ok() && b.is_ok());
@@ -231,7 +250,10 @@ mod tests {
     #[tokio::test]
     async fn timeout_flushes_a_small_batch() {
         let sink = Arc::new(Sink::default());
-        let cfg = BatchConfig { timeout: Duration::from_millis(10), ..Default::default() };
+        let cfg = BatchConfig {
+            timeout: Duration::from_millis(10),
+            ..Default::default()
+        };
         let p = BatchProcessor::new(cfg, sink.clone());
         assert!(p.consume(spans(3)).await.is_ok());
         assert_eq!(*sink.0.lock().unwrap(), vec![3]);
@@ -239,7 +261,11 @@ mod tests {
 
     #[test]
     fn validation_names_the_key() {
-        let cfg = BatchConfig { send_batch_size: 10, send_batch_max_size: 5, ..Default::default() };
+        let cfg = BatchConfig {
+            send_batch_size: 10,
+            send_batch_max_size: 5,
+            ..Default::default()
+        };
         assert_eq!(cfg.validate().unwrap_err().path, "send_batch_max_size");
     }
 }

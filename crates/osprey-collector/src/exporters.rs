@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The helper settings every exporter accepts, read apart from its own keys.
-pub fn helper_settings(type_name: &str, body: &Value) -> Result<(QueueConfig, RetryConfig), ConfigError> {
+pub fn helper_settings(
+    type_name: &str,
+    body: &Value,
+) -> Result<(QueueConfig, RetryConfig), ConfigError> {
     let get = |k: &str| body.get(k).cloned().unwrap_or(Value::Null);
     if type_name == "prometheusremotewrite" {
         // Its own queue keys: `remote_write_queue {enabled, queue_size, num_consumers}`, and
@@ -22,21 +25,24 @@ pub fn helper_settings(type_name: &str, body: &Value) -> Result<(QueueConfig, Re
             ..QueueConfig::default()
         };
         q.validate().map_err(|e| e.under("remote_write_queue"))?;
-        let mut r: RetryConfig = decode_config(&get("retry_on_failure")).map_err(|e| e.under("retry_on_failure"))?;
+        let mut r: RetryConfig =
+            decode_config(&get("retry_on_failure")).map_err(|e| e.under("retry_on_failure"))?;
         if get("retry_on_failure").get("initial_interval").is_none() {
             r.initial_interval = std::time::Duration::from_millis(50);
         }
         r.validate().map_err(|e| e.under("retry_on_failure"))?;
         return Ok((q, r));
     }
-    let mut q: QueueConfig = decode_config(&get("sending_queue")).map_err(|e| e.under("sending_queue"))?;
+    let mut q: QueueConfig =
+        decode_config(&get("sending_queue")).map_err(|e| e.under("sending_queue"))?;
     if type_name == "osprey" && get("sending_queue").get("enabled").is_none() {
         // The store's write-ahead log is already a durable queue: without an in-memory queue in
         // front, a receiver's acknowledgement means the spans are on disk.
         q.enabled = false;
     }
     q.validate().map_err(|e| e.under("sending_queue"))?;
-    let r: RetryConfig = decode_config(&get("retry_on_failure")).map_err(|e| e.under("retry_on_failure"))?;
+    let r: RetryConfig =
+        decode_config(&get("retry_on_failure")).map_err(|e| e.under("retry_on_failure"))?;
     r.validate().map_err(|e| e.under("retry_on_failure"))?;
     Ok((q, r))
 }
@@ -98,7 +104,10 @@ pub fn build(
         }
         "prometheusremotewrite" => {
             let cfg: osprey_exporters::prw::PrwConfig = decode_config(body)?;
-            Ok((Arc::new(osprey_exporters::prw::PrwExporter::new(cfg)?), None))
+            Ok((
+                Arc::new(osprey_exporters::prw::PrwExporter::new(cfg)?),
+                None,
+            ))
         }
         other => match osprey_exporters::build_basic(other, body) {
             Some(built) => Ok((built?, None)),

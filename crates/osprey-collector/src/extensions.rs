@@ -42,7 +42,10 @@ impl HealthCheckConfig {
             return Err(ConfigError::new("path", "must start with /"));
         }
         if !self.tls.is_null() {
-            return Err(ConfigError::new("tls", "TLS is not supported for health_check yet"));
+            return Err(ConfigError::new(
+                "tls",
+                "TLS is not supported for health_check yet",
+            ));
         }
         Ok(())
     }
@@ -95,7 +98,9 @@ pub fn health_router(cfg: &HealthCheckConfig, health: Health) -> axum::Router {
     let custom = match &cfg.response_body {
         Value::Mapping(m) => Some((
             m.get("healthy").and_then(Value::as_str).map(str::to_string),
-            m.get("unhealthy").and_then(Value::as_str).map(str::to_string),
+            m.get("unhealthy")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         )),
         _ => None,
     };
@@ -106,7 +111,11 @@ pub fn health_router(cfg: &HealthCheckConfig, health: Health) -> axum::Router {
             let custom = custom.clone();
             async move {
                 let ready = health.is_ready();
-                let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let code = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 match custom.and_then(|(h, u)| if ready { h } else { u }) {
                     Some(text) => (code, text).into_response(),
                     None => (code, axum::Json(health.body())).into_response(),
@@ -148,10 +157,16 @@ impl FileStorageConfig {
         }
         match std::fs::metadata(&self.directory) {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(ConfigError::new("directory", format!("{} is not a directory", self.directory.display()))),
+            Ok(_) => Err(ConfigError::new(
+                "directory",
+                format!("{} is not a directory", self.directory.display()),
+            )),
             Err(e) => Err(ConfigError::new(
                 "directory",
-                format!("{} cannot be used: {e} (create it, or set create_directory: true)", self.directory.display()),
+                format!(
+                    "{} cannot be used: {e} (create it, or set create_directory: true)",
+                    self.directory.display()
+                ),
             )),
         }
     }

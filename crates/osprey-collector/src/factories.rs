@@ -20,7 +20,11 @@ pub struct Spec {
 }
 
 const fn spec(kind: Kind, type_name: &'static str, signals: &'static [Signal]) -> Spec {
-    Spec { kind, type_name, signals }
+    Spec {
+        kind,
+        type_name,
+        signals,
+    }
 }
 
 pub static SPECS: &[Spec] = &[
@@ -84,12 +88,18 @@ static NOT_YET: &[(Kind, &str)] = &[
 ];
 
 pub fn find(kind: Kind, type_name: &str) -> Option<&'static Spec> {
-    SPECS.iter().find(|s| s.kind == kind && s.type_name == type_name)
+    SPECS
+        .iter()
+        .find(|s| s.kind == kind && s.type_name == type_name)
 }
 
 /// The error for a type Osprey does not implement, telling "not yet" apart from "unknown".
 pub fn unknown_type(kind: Kind, type_name: &str) -> String {
-    let have: Vec<&str> = SPECS.iter().filter(|s| s.kind == kind).map(|s| s.type_name).collect();
+    let have: Vec<&str> = SPECS
+        .iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.type_name)
+        .collect();
     if NOT_YET.iter().any(|(k, t)| *k == kind && *t == type_name) {
         format!(
             "the {type_name} {} of the OpenTelemetry Collector is not supported by osprey yet (osprey has: {})",
@@ -97,7 +107,11 @@ pub fn unknown_type(kind: Kind, type_name: &str) -> String {
             have.join(", ")
         )
     } else {
-        format!("unknown {} type {type_name:?} (osprey has: {})", kind.singular(), have.join(", "))
+        format!(
+            "unknown {} type {type_name:?} (osprey has: {})",
+            kind.singular(),
+            have.join(", ")
+        )
     }
 }
 
@@ -130,8 +144,12 @@ pub fn validate_body(kind: Kind, type_name: &str, body: &Value) -> Result<(), Co
         (Kind::Exporter, _) => crate::exporters::validate(type_name, body),
         (Kind::Connector, "forward") => decode_config::<Empty>(body).map(|_| ()),
         (Kind::Connector, "spanmetrics") => osprey_connectors::spanmetrics::validate(body),
-        (Kind::Extension, "health_check") => decode_config::<crate::extensions::HealthCheckConfig>(body)?.validate(),
-        (Kind::Extension, "file_storage") => decode_config::<crate::extensions::FileStorageConfig>(body)?.validate(),
+        (Kind::Extension, "health_check") => {
+            decode_config::<crate::extensions::HealthCheckConfig>(body)?.validate()
+        }
+        (Kind::Extension, "file_storage") => {
+            decode_config::<crate::extensions::FileStorageConfig>(body)?.validate()
+        }
         _ => Err(ConfigError::new("", unknown_type(kind, type_name))),
     }
 }

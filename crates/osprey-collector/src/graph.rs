@@ -29,7 +29,8 @@ impl Consumer for Fanout {
             [] => Ok(()),
             [one] => one.consume(batch).await,
             many => {
-                let results = futures::future::join_all(many.iter().map(|c| c.consume(batch.clone()))).await;
+                let results =
+                    futures::future::join_all(many.iter().map(|c| c.consume(batch.clone()))).await;
                 results.into_iter().collect()
             }
         }
@@ -94,7 +95,10 @@ fn err_at(path: String) -> impl FnOnce(osprey_pipeline::ConfigError) -> LoadErro
 
 impl<'a> Builder<'a> {
     fn body(&self, kind: Kind, id: &ComponentId) -> Value {
-        self.config.component(kind, id).cloned().unwrap_or(Value::Null)
+        self.config
+            .component(kind, id)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     fn exporter(&mut self, id: &ComponentId, signal: Signal) -> Result<SharedConsumer, LoadError> {
@@ -106,7 +110,8 @@ impl<'a> Builder<'a> {
         let raw = match self.raw_exporters.get(id) {
             Some(r) => r.clone(),
             None => {
-                let (raw, store) = build_exporter(&id.type_name, &body).map_err(err_at(path.clone()))?;
+                let (raw, store) =
+                    build_exporter(&id.type_name, &body).map_err(err_at(path.clone()))?;
                 if let Some(store) = store {
                     self.tasks.push(store.spawn_background());
                     self.stores.push(store);
@@ -115,14 +120,20 @@ impl<'a> Builder<'a> {
                 raw
             }
         };
-        let (queue, retry) = exporters::helper_settings(&id.type_name, &body).map_err(err_at(path.clone()))?;
+        let (queue, retry) =
+            exporters::helper_settings(&id.type_name, &body).map_err(err_at(path.clone()))?;
         let storage_dir = match &queue.storage {
             None => None,
             Some(ext) => {
                 let dir = self.storage.get(ext).ok_or_else(|| {
                     LoadError::new(format!("{path}.sending_queue.storage"), format!("references storage extension {ext:?}, which is not a configured file_storage listed in service.extensions"))
                 })?;
-                let name = format!("exporter_{}_{}_{}", id.type_name, id.name.as_deref().unwrap_or(""), signal);
+                let name = format!(
+                    "exporter_{}_{}_{}",
+                    id.type_name,
+                    id.name.as_deref().unwrap_or(""),
+                    signal
+                );
                 Some(dir.join(name))
             }
         };
@@ -131,14 +142,42 @@ impl<'a> Builder<'a> {
         let l = [("exporter", name.as_str())];
         let ql = [("exporter", name.as_str()), ("data_type", signal.as_str())];
         let metrics = ExporterMetrics {
-            sent: self.reg.counter(&format!("otelcol_exporter_sent_{item}_total"), "Number of items successfully sent to destination.", &l),
-            send_failed: self.reg.counter(&format!("otelcol_exporter_send_failed_{item}_total"), "Number of items the exporter failed to send (dropped).", &l),
-            enqueue_failed: self.reg.counter(&format!("otelcol_exporter_enqueue_failed_{item}_total"), "Number of items refused because the sending queue was full.", &l),
-            queue_size: self.reg.gauge("otelcol_exporter_queue_size", "Current size of the sending queue (in batches).", &ql),
-            queue_capacity: self.reg.gauge("otelcol_exporter_queue_capacity", "Fixed capacity of the sending queue (in batches).", &ql),
+            sent: self.reg.counter(
+                &format!("otelcol_exporter_sent_{item}_total"),
+                "Number of items successfully sent to destination.",
+                &l,
+            ),
+            send_failed: self.reg.counter(
+                &format!("otelcol_exporter_send_failed_{item}_total"),
+                "Number of items the exporter failed to send (dropped).",
+                &l,
+            ),
+            enqueue_failed: self.reg.counter(
+                &format!("otelcol_exporter_enqueue_failed_{item}_total"),
+                "Number of items refused because the sending queue was full.",
+                &l,
+            ),
+            queue_size: self.reg.gauge(
+                "otelcol_exporter_queue_size",
+                "Current size of the sending queue (in batches).",
+                &ql,
+            ),
+            queue_capacity: self.reg.gauge(
+                "otelcol_exporter_queue_capacity",
+                "Fixed capacity of the sending queue (in batches).",
+                &ql,
+            ),
         };
-        let queued = QueuedExporter::start(raw, name, &queue, retry, storage_dir, metrics, self.stop.clone())
-            .map_err(|e| LoadError::new(format!("{path}.sending_queue"), e.to_string()))?;
+        let queued = QueuedExporter::start(
+            raw,
+            name,
+            &queue,
+            retry,
+            storage_dir,
+            metrics,
+            self.stop.clone(),
+        )
+        .map_err(|e| LoadError::new(format!("{path}.sending_queue"), e.to_string()))?;
         let c: SharedConsumer = queued;
         self.exporters.insert((id.clone(), signal), c.clone());
         Ok(c)
@@ -162,7 +201,8 @@ impl<'a> Builder<'a> {
         for pr in p.processors.iter().rev() {
             let body = self.body(Kind::Processor, pr);
             let path = format!("processors.{pr}");
-            let built = build_processor(&pr.type_name, &body, pid.signal, next, &self.stop).map_err(err_at(path))?;
+            let built = build_processor(&pr.type_name, &body, pid.signal, next, &self.stop)
+                .map_err(err_at(path))?;
             next = ProcessorObs::wrap(&self.reg, &pr.to_string(), pid.signal, built);
         }
         self.heads.insert(pid.clone(), next.clone());
@@ -179,17 +219,32 @@ impl<'a> Builder<'a> {
             .service
             .pipelines
             .iter()
-            .filter(|(q, p)| p.receivers.contains(id) && crate::factories::connector_supports(&id.type_name, from, q.signal))
+            .filter(|(q, p)| {
+                p.receivers.contains(id)
+                    && crate::factories::connector_supports(&id.type_name, from, q.signal)
+            })
             .map(|(q, _)| q.clone())
             .collect();
         let mut outs = vec![];
         for q in &targets {
             let head = self.head(q)?;
-            outs.push(ReceiverObs::wrap(&self.reg, &id.to_string(), q.signal, head));
+            outs.push(ReceiverObs::wrap(
+                &self.reg,
+                &id.to_string(),
+                q.signal,
+                head,
+            ));
         }
         let body = self.body(Kind::Connector, id);
         let path = format!("connectors.{id}");
-        let input = build_connector(&id.type_name, &body, fanout(outs), &self.stop, &mut self.tasks).map_err(err_at(path))?;
+        let input = build_connector(
+            &id.type_name,
+            &body,
+            fanout(outs),
+            &self.stop,
+            &mut self.tasks,
+        )
+        .map_err(err_at(path))?;
         self.connectors.insert((id.clone(), from), input.clone());
         Ok(input)
     }
@@ -204,26 +259,35 @@ pub async fn start(config: &Config, stop: CancellationToken) -> Result<Running, 
     let mut tasks = vec![];
     let mut storage = HashMap::new();
     for ext in &config.service.extensions {
-        let body = config.component(Kind::Extension, ext).cloned().unwrap_or(Value::Null);
+        let body = config
+            .component(Kind::Extension, ext)
+            .cloned()
+            .unwrap_or(Value::Null);
         let path = format!("extensions.{ext}");
         match ext.type_name.as_str() {
             "health_check" => {
                 let cfg: HealthCheckConfig = decode_config(&body).map_err(err_at(path.clone()))?;
                 let addr = cfg.addr().map_err(err_at(path.clone()))?;
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| config.with_file(LoadError::new(format!("{path}.endpoint"), format!("cannot listen on {addr}: {e}"))))?;
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    config.with_file(LoadError::new(
+                        format!("{path}.endpoint"),
+                        format!("cannot listen on {addr}: {e}"),
+                    ))
+                })?;
                 bound.push((ext.to_string(), l.local_addr().unwrap_or(addr)));
                 let app = crate::extensions::health_router(&cfg, health.clone());
                 let s = stop.clone();
                 tasks.push(tokio::spawn(async move {
-                    let _ = axum::serve(l, app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+                    let _ = axum::serve(l, app)
+                        .with_graceful_shutdown(async move { s.cancelled().await })
+                        .await;
                 }));
             }
             "file_storage" => {
                 let cfg: FileStorageConfig = decode_config(&body).map_err(err_at(path.clone()))?;
                 if cfg.create_directory {
-                    std::fs::create_dir_all(&cfg.directory).map_err(|e| LoadError::new(format!("{path}.directory"), e.to_string()))?;
+                    std::fs::create_dir_all(&cfg.directory)
+                        .map_err(|e| LoadError::new(format!("{path}.directory"), e.to_string()))?;
                 }
                 storage.insert(ext.to_string(), cfg.directory);
             }
@@ -232,20 +296,36 @@ pub async fn start(config: &Config, stop: CancellationToken) -> Result<Running, 
     }
     if let Some(addr) = config.service.telemetry.metrics_addr {
         let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            config.with_file(LoadError::new("service.telemetry.metrics", format!("cannot listen on {addr}: {e}")))
+            config.with_file(LoadError::new(
+                "service.telemetry.metrics",
+                format!("cannot listen on {addr}: {e}"),
+            ))
         })?;
         bound.push(("telemetry".to_string(), l.local_addr().unwrap_or(addr)));
         let r = reg.clone();
-        let app = axum::Router::new().route("/metrics", axum::routing::get(move || {
-            let r = r.clone();
-            async move { ([("content-type", "text/plain; version=0.0.4")], r.render()) }
-        }));
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let r = r.clone();
+                async move { ([("content-type", "text/plain; version=0.0.4")], r.render()) }
+            }),
+        );
         let s = stop.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+            let _ = axum::serve(l, app)
+                .with_graceful_shutdown(async move { s.cancelled().await })
+                .await;
         }));
-        let uptime = reg.gauge("otelcol_process_uptime", "Uptime of the process, in seconds.", &[]);
-        let rss = reg.gauge("otelcol_process_memory_rss", "Total physical memory (resident set size), in bytes.", &[]);
+        let uptime = reg.gauge(
+            "otelcol_process_uptime",
+            "Uptime of the process, in seconds.",
+            &[],
+        );
+        let rss = reg.gauge(
+            "otelcol_process_memory_rss",
+            "Total physical memory (resident set size), in bytes.",
+            &[],
+        );
         let s = stop.clone();
         tasks.push(tokio::spawn(async move {
             let start = std::time::Instant::now();
@@ -284,14 +364,28 @@ pub async fn start(config: &Config, stop: CancellationToken) -> Result<Running, 
     }
     for rid in receivers {
         let mut per_signal: HashMap<Signal, Vec<SharedConsumer>> = HashMap::new();
-        let pids: Vec<PipelineId> = config.service.pipelines.iter().filter(|(_, p)| p.receivers.contains(&rid)).map(|(q, _)| q.clone()).collect();
+        let pids: Vec<PipelineId> = config
+            .service
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.receivers.contains(&rid))
+            .map(|(q, _)| q.clone())
+            .collect();
         for pid in pids {
             let head = b.head(&pid)?;
             per_signal.entry(pid.signal).or_default().push(head);
         }
         let name = rid.to_string();
-        let mut take = |s: Signal| per_signal.remove(&s).map(|v| ReceiverObs::wrap(&reg, &name, s, fanout(v)));
-        let (t, m, l) = (take(Signal::Traces), take(Signal::Metrics), take(Signal::Logs));
+        let mut take = |s: Signal| {
+            per_signal
+                .remove(&s)
+                .map(|v| ReceiverObs::wrap(&reg, &name, s, fanout(v)))
+        };
+        let (t, m, l) = (
+            take(Signal::Traces),
+            take(Signal::Metrics),
+            take(Signal::Logs),
+        );
         let body = b.body(Kind::Receiver, &rid);
         let handles = start_receiver(&rid, &body, t, m, l, stop.clone(), &mut bound)
             .await
@@ -299,7 +393,14 @@ pub async fn start(config: &Config, stop: CancellationToken) -> Result<Running, 
         b.tasks.extend(handles);
     }
     health.set_ready(true);
-    Ok(Running { bound, registry: reg, health, stop, tasks: b.tasks, stores: b.stores })
+    Ok(Running {
+        bound,
+        registry: reg,
+        health,
+        stop,
+        tasks: b.tasks,
+        stores: b.stores,
+    })
 }
 
 async fn start_receiver(
@@ -321,8 +422,11 @@ async fn start_receiver(
                 .map_err(|m| LoadError::new(path, m))
         }
         "jaeger" => {
-            let cfg: osprey_receivers::jaeger::JaegerConfig = decode_config(body).map_err(err_at(path.clone()))?;
-            let Some(traces) = traces else { return Ok(vec![]) };
+            let cfg: osprey_receivers::jaeger::JaegerConfig =
+                decode_config(body).map_err(err_at(path.clone()))?;
+            let Some(traces) = traces else {
+                return Ok(vec![]);
+            };
             let servers = osprey_receivers::jaeger::start(&cfg, traces, stop)
                 .await
                 .map_err(|e| LoadError::new(path, e.to_string()))?;
@@ -332,8 +436,11 @@ async fn start_receiver(
             Ok(servers.handles)
         }
         "zipkin" => {
-            let cfg: osprey_receivers::zipkin::ZipkinConfig = decode_config(body).map_err(err_at(path.clone()))?;
-            let Some(traces) = traces else { return Ok(vec![]) };
+            let cfg: osprey_receivers::zipkin::ZipkinConfig =
+                decode_config(body).map_err(err_at(path.clone()))?;
+            let Some(traces) = traces else {
+                return Ok(vec![]);
+            };
             let server = osprey_receivers::zipkin::start(&cfg, traces, stop)
                 .await
                 .map_err(|e| LoadError::new(path, e.to_string()))?;
@@ -345,7 +452,10 @@ async fn start_receiver(
                 }
             })])
         }
-        other => Err(LoadError::new(path, crate::factories::unknown_type(Kind::Receiver, other))),
+        other => Err(LoadError::new(
+            path,
+            crate::factories::unknown_type(Kind::Receiver, other),
+        )),
     }
 }
 
@@ -363,15 +473,26 @@ fn build_processor(
         }
         "memory_limiter" => {
             let cfg: memory_limiter::MemoryLimiterConfig = decode_config(body)?;
-            Ok(memory_limiter::MemoryLimiter::start(&cfg, next, memory_limiter::rss_bytes, stop.clone()))
+            Ok(memory_limiter::MemoryLimiter::start(
+                &cfg,
+                next,
+                memory_limiter::rss_bytes,
+                stop.clone(),
+            ))
         }
         other => osprey_processors::build_for(other, signal, body, next).unwrap_or_else(|| {
-            Err(osprey_pipeline::ConfigError::new("", crate::factories::unknown_type(Kind::Processor, other)))
+            Err(osprey_pipeline::ConfigError::new(
+                "",
+                crate::factories::unknown_type(Kind::Processor, other),
+            ))
         }),
     }
 }
 
-fn build_exporter(type_name: &str, body: &Value) -> Result<(SharedConsumer, Option<osprey_store::Store>), osprey_pipeline::ConfigError> {
+fn build_exporter(
+    type_name: &str,
+    body: &Value,
+) -> Result<(SharedConsumer, Option<osprey_store::Store>), osprey_pipeline::ConfigError> {
     exporters::build(type_name, body)
 }
 
@@ -390,6 +511,9 @@ fn build_connector(
             tasks.push(c.start(stop.clone()));
             Ok(c)
         }
-        other => Err(osprey_pipeline::ConfigError::new("", crate::factories::unknown_type(Kind::Connector, other))),
+        other => Err(osprey_pipeline::ConfigError::new(
+            "",
+            crate::factories::unknown_type(Kind::Connector, other),
+        )),
     }
 }

@@ -28,19 +28,34 @@ pub struct MemoryLimiterConfig {
 impl MemoryLimiterConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.check_interval.is_zero() {
-            return Err(ConfigError::new("check_interval", "must be greater than zero"));
+            return Err(ConfigError::new(
+                "check_interval",
+                "must be greater than zero",
+            ));
         }
         if self.limit_mib == 0 && self.limit_percentage == 0 {
-            return Err(ConfigError::new("limit_mib", "limit_mib or limit_percentage must be greater than zero"));
+            return Err(ConfigError::new(
+                "limit_mib",
+                "limit_mib or limit_percentage must be greater than zero",
+            ));
         }
         if self.limit_mib > 0 && self.spike_limit_mib >= self.limit_mib {
-            return Err(ConfigError::new("spike_limit_mib", "must be smaller than limit_mib"));
+            return Err(ConfigError::new(
+                "spike_limit_mib",
+                "must be smaller than limit_mib",
+            ));
         }
         if self.limit_percentage > 100 || self.spike_limit_percentage > 100 {
-            return Err(ConfigError::new("limit_percentage", "percentages must be between 0 and 100"));
+            return Err(ConfigError::new(
+                "limit_percentage",
+                "percentages must be between 0 and 100",
+            ));
         }
         if self.limit_percentage > 0 && self.spike_limit_percentage >= self.limit_percentage {
-            return Err(ConfigError::new("spike_limit_percentage", "must be smaller than limit_percentage"));
+            return Err(ConfigError::new(
+                "spike_limit_percentage",
+                "must be smaller than limit_percentage",
+            ));
         }
         Ok(())
     }
@@ -49,7 +64,11 @@ impl MemoryLimiterConfig {
     pub fn limits(&self, total_memory: u64) -> (u64, u64) {
         const MIB: u64 = 1 << 20;
         let (limit, spike) = if self.limit_mib > 0 {
-            let spike = if self.spike_limit_mib > 0 { self.spike_limit_mib } else { self.limit_mib / 5 };
+            let spike = if self.spike_limit_mib > 0 {
+                self.spike_limit_mib
+            } else {
+                self.limit_mib / 5
+            };
             (self.limit_mib * MIB, spike * MIB)
         } else {
             let limit = total_memory / 100 * self.limit_percentage;
@@ -62,7 +81,11 @@ impl MemoryLimiterConfig {
 /// Resident set size of this process, in bytes.
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -108,10 +131,17 @@ impl MemoryLimiter {
             let over = now > soft;
             if over != r.swap(over, Ordering::Relaxed) {
                 if over {
-                    tracing::warn!(usage_mib = now >> 20, soft_limit_mib = soft >> 20, hard_limit_mib = hard >> 20,
-                        "memory usage is above the soft limit; refusing data");
+                    tracing::warn!(
+                        usage_mib = now >> 20,
+                        soft_limit_mib = soft >> 20,
+                        hard_limit_mib = hard >> 20,
+                        "memory usage is above the soft limit; refusing data"
+                    );
                 } else {
-                    tracing::info!(usage_mib = now >> 20, "memory usage is back below the soft limit");
+                    tracing::info!(
+                        usage_mib = now >> 20,
+                        "memory usage is back below the soft limit"
+                    );
                 }
             }
         };
@@ -125,7 +155,13 @@ impl MemoryLimiter {
                 }
             }
         });
-        Arc::new(MemoryLimiter { next, refusing, usage, soft_limit: soft, check_interval: interval })
+        Arc::new(MemoryLimiter {
+            next,
+            refusing,
+            usage,
+            soft_limit: soft,
+            check_interval: interval,
+        })
     }
 }
 
@@ -160,19 +196,40 @@ mod tests {
 
     #[test]
     fn limits_and_validation() {
-        let c = MemoryLimiterConfig { check_interval: Duration::from_secs(1), limit_mib: 100, ..Default::default() };
+        let c = MemoryLimiterConfig {
+            check_interval: Duration::from_secs(1),
+            limit_mib: 100,
+            ..Default::default()
+        };
         assert!(c.validate().is_ok());
         assert_eq!(c.limits(0), (100 << 20, 80 << 20));
-        let p = MemoryLimiterConfig { check_interval: Duration::from_secs(1), limit_percentage: 50, spike_limit_percentage: 10, ..Default::default() };
+        let p = MemoryLimiterConfig {
+            check_interval: Duration::from_secs(1),
+            limit_percentage: 50,
+            spike_limit_percentage: 10,
+            ..Default::default()
+        };
         assert_eq!(p.limits(1000 * 100), (50_000, 40_000));
-        assert_eq!(MemoryLimiterConfig::default().validate().unwrap_err().path, "check_interval");
-        let bad = MemoryLimiterConfig { check_interval: Duration::from_secs(1), limit_mib: 10, spike_limit_mib: 10, ..Default::default() };
+        assert_eq!(
+            MemoryLimiterConfig::default().validate().unwrap_err().path,
+            "check_interval"
+        );
+        let bad = MemoryLimiterConfig {
+            check_interval: Duration::from_secs(1),
+            limit_mib: 10,
+            spike_limit_mib: 10,
+            ..Default::default()
+        };
         assert_eq!(bad.validate().unwrap_err().path, "spike_limit_mib");
     }
 
     #[tokio::test]
     async fn refuses_above_the_soft_limit() {
-        let c = MemoryLimiterConfig { check_interval: Duration::from_secs(1), limit_mib: 10, ..Default::default() };
+        let c = MemoryLimiterConfig {
+            check_interval: Duration::from_secs(1),
+            limit_mib: 10,
+            ..Default::default()
+        };
         let stop = CancellationToken::new();
         let high = MemoryLimiter::start(&c, Arc::new(Ok_), || 9 << 20, stop.clone());
         let e = high.consume(Batch::default()).await;

@@ -107,35 +107,52 @@ pub fn parse(body: &Value) -> Result<Settings, ConfigError> {
     let grpc = match &cfg.protocols.grpc {
         None => None,
         Some(v) => {
-            let g: GrpcSettings = osprey_pipeline::decode_config(v).map_err(|e| e.under("protocols.grpc"))?;
+            let g: GrpcSettings =
+                osprey_pipeline::decode_config(v).map_err(|e| e.under("protocols.grpc"))?;
             if !g.tls.is_null() {
                 return Err(ConfigError::new("protocols.grpc.tls", "TLS on receivers is not supported yet; terminate TLS in front of the collector"));
             }
             if g.transport != "tcp" {
-                return Err(ConfigError::new("protocols.grpc.transport", "only tcp is supported"));
+                return Err(ConfigError::new(
+                    "protocols.grpc.transport",
+                    "only tcp is supported",
+                ));
             }
-            let addr = bind_addr(&g.endpoint).map_err(|m| ConfigError::new("protocols.grpc.endpoint", m))?;
+            let addr = bind_addr(&g.endpoint)
+                .map_err(|m| ConfigError::new("protocols.grpc.endpoint", m))?;
             Some((g, addr))
         }
     };
     let http = match &cfg.protocols.http {
         None => None,
         Some(v) => {
-            let h: HttpSettings = osprey_pipeline::decode_config(v).map_err(|e| e.under("protocols.http"))?;
+            let h: HttpSettings =
+                osprey_pipeline::decode_config(v).map_err(|e| e.under("protocols.http"))?;
             if !h.tls.is_null() {
                 return Err(ConfigError::new("protocols.http.tls", "TLS on receivers is not supported yet; terminate TLS in front of the collector"));
             }
-            for (key, p) in [("traces_url_path", &h.traces_url_path), ("metrics_url_path", &h.metrics_url_path), ("logs_url_path", &h.logs_url_path)] {
+            for (key, p) in [
+                ("traces_url_path", &h.traces_url_path),
+                ("metrics_url_path", &h.metrics_url_path),
+                ("logs_url_path", &h.logs_url_path),
+            ] {
                 if !p.starts_with('/') {
-                    return Err(ConfigError::new(format!("protocols.http.{key}"), "must start with /"));
+                    return Err(ConfigError::new(
+                        format!("protocols.http.{key}"),
+                        "must start with /",
+                    ));
                 }
             }
-            let addr = bind_addr(&h.endpoint).map_err(|m| ConfigError::new("protocols.http.endpoint", m))?;
+            let addr = bind_addr(&h.endpoint)
+                .map_err(|m| ConfigError::new("protocols.http.endpoint", m))?;
             Some((h, addr))
         }
     };
     if grpc.is_none() && http.is_none() {
-        return Err(ConfigError::new("protocols", "must specify at least one protocol when using the OTLP receiver"));
+        return Err(ConfigError::new(
+            "protocols",
+            "must specify at least one protocol when using the OTLP receiver",
+        ));
     }
     Ok(Settings { grpc, http })
 }
@@ -152,7 +169,10 @@ pub async fn start(
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut tasks = vec![];
     if let Some((g, addr)) = settings.grpc {
-        let cfg = OtlpConfig { max_request_bytes: (g.max_recv_msg_size_mib.max(1) << 20) as usize, ..Default::default() };
+        let cfg = OtlpConfig {
+            max_request_bytes: (g.max_recv_msg_size_mib.max(1) << 20) as usize,
+            ..Default::default()
+        };
         let ingest = TraceIngest::with_signals(traces.clone(), metrics.clone(), logs.clone(), cfg);
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -161,15 +181,24 @@ pub async fn start(
         let s = stop.clone();
         let label = name.to_string();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = otlp::grpc::serve_listener(l, ingest, async move { s.cancelled().await }).await {
+            if let Err(e) =
+                otlp::grpc::serve_listener(l, ingest, async move { s.cancelled().await }).await
+            {
                 tracing::error!(receiver = %label, error = %e, "OTLP gRPC server failed");
             }
         }));
     }
     if let Some((h, addr)) = settings.http {
-        let cfg = OtlpConfig { max_request_bytes: h.max_request_body_size.max(1), ..Default::default() };
+        let cfg = OtlpConfig {
+            max_request_bytes: h.max_request_body_size.max(1),
+            ..Default::default()
+        };
         let ingest = TraceIngest::with_signals(traces, metrics, logs, cfg);
-        let paths = otlp::http::Paths { traces: h.traces_url_path, metrics: h.metrics_url_path, logs: h.logs_url_path };
+        let paths = otlp::http::Paths {
+            traces: h.traces_url_path,
+            metrics: h.metrics_url_path,
+            logs: h.logs_url_path,
+        };
         let app = otlp::http::router_with_paths(ingest, &paths);
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -178,7 +207,10 @@ pub async fn start(
         let s = stop.clone();
         let label = name.to_string();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(async move { s.cancelled().await }).await {
+            if let Err(e) = axum::serve(l, app)
+                .with_graceful_shutdown(async move { s.cancelled().await })
+                .await
+            {
                 tracing::error!(receiver = %label, error = %e, "OTLP HTTP server failed");
             }
         }));
@@ -196,7 +228,8 @@ mod tests {
         let s = parse(&v).unwrap();
         assert_eq!(s.grpc.unwrap().1.port(), 4317);
         assert_eq!(s.http.unwrap().1.port(), 4318);
-        let v: Value = serde_yaml::from_str("protocols:\n  grpc:\n    endpoint: 0.0.0.0:5317\n").unwrap();
+        let v: Value =
+            serde_yaml::from_str("protocols:\n  grpc:\n    endpoint: 0.0.0.0:5317\n").unwrap();
         let s = parse(&v).unwrap();
         assert!(s.http.is_none());
         assert_eq!(s.grpc.unwrap().1.to_string(), "0.0.0.0:5317");
@@ -206,7 +239,8 @@ mod tests {
     fn errors_name_the_key() {
         let e = parse(&Value::Null).err().unwrap();
         assert_eq!(e.path, "protocols");
-        let v: Value = serde_yaml::from_str("protocols:\n  grpc:\n    endpoint: nowhere\n").unwrap();
+        let v: Value =
+            serde_yaml::from_str("protocols:\n  grpc:\n    endpoint: nowhere\n").unwrap();
         assert_eq!(parse(&v).err().unwrap().path, "protocols.grpc.endpoint");
         let v: Value = serde_yaml::from_str("protocols:\n  http:\n    endpont: x\n").unwrap();
         let e = parse(&v).err().unwrap();

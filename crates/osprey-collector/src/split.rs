@@ -20,14 +20,26 @@ pub fn split(payload: Payload, max: usize) -> Vec<Payload> {
         return vec![payload];
     }
     match payload {
-        Payload::Traces(r) => chunk(r.resource_spans, max, |rs| &mut rs.scope_spans, |ss| &mut ss.spans, |_| 1)
-            .into_iter()
-            .map(|resource_spans| Payload::Traces(osprey_model::TraceRequest { resource_spans }))
-            .collect(),
-        Payload::Logs(r) => chunk(r.resource_logs, max, |rl| &mut rl.scope_logs, |sl| &mut sl.log_records, |_| 1)
-            .into_iter()
-            .map(|resource_logs| Payload::Logs(osprey_pipeline::LogsRequest { resource_logs }))
-            .collect(),
+        Payload::Traces(r) => chunk(
+            r.resource_spans,
+            max,
+            |rs| &mut rs.scope_spans,
+            |ss| &mut ss.spans,
+            |_| 1,
+        )
+        .into_iter()
+        .map(|resource_spans| Payload::Traces(osprey_model::TraceRequest { resource_spans }))
+        .collect(),
+        Payload::Logs(r) => chunk(
+            r.resource_logs,
+            max,
+            |rl| &mut rl.scope_logs,
+            |sl| &mut sl.log_records,
+            |_| 1,
+        )
+        .into_iter()
+        .map(|resource_logs| Payload::Logs(osprey_pipeline::LogsRequest { resource_logs }))
+        .collect(),
         Payload::Metrics(r) => chunk(
             r.resource_metrics,
             max,
@@ -47,7 +59,9 @@ pub fn split(payload: Payload, max: usize) -> Vec<Payload> {
             },
         )
         .into_iter()
-        .map(|resource_metrics| Payload::Metrics(osprey_pipeline::MetricsRequest { resource_metrics }))
+        .map(|resource_metrics| {
+            Payload::Metrics(osprey_pipeline::MetricsRequest { resource_metrics })
+        })
         .collect(),
     }
 }
@@ -109,7 +123,10 @@ mod tests {
             .map(|r| ResourceSpans {
                 scope_spans: vec![ScopeSpans {
                     spans: (0..spans)
-                        .map(|s| Span { name: format!("r{r}s{s}"), ..Default::default() })
+                        .map(|s| Span {
+                            name: format!("r{r}s{s}"),
+                            ..Default::default()
+                        })
                         .collect(),
                     ..Default::default()
                 }],
@@ -125,11 +142,16 @@ mod tests {
         let parts = split(req(3, 5), 4);
         let counts: Vec<usize> = parts.iter().map(|p| p.item_count()).collect();
         assert_eq!(counts, vec![4, 4, 4, 3]);
-        let Payload::Traces(second) = &parts[1] else { panic!() };
+        let Payload::Traces(second) = &parts[1] else {
+            panic!()
+        };
         // The second chunk holds r0s4 (resource r0) then r1s0..r1s2 (resource r1).
         assert_eq!(second.resource_spans.len(), 2);
         assert_eq!(second.resource_spans[0].schema_url, "r0");
-        assert_eq!(second.resource_spans[0].scope_spans[0].spans[0].name, "r0s4");
+        assert_eq!(
+            second.resource_spans[0].scope_spans[0].spans[0].name,
+            "r0s4"
+        );
         assert_eq!(second.resource_spans[1].scope_spans[0].spans.len(), 3);
         assert_eq!(split(req(1, 3), 0).len(), 1);
     }

@@ -48,13 +48,19 @@ pub struct Registry {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Registry {
     pub fn counter(&self, name: &str, help: &'static str, pairs: &[(&str, &str)]) -> Counter {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        self.help.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), help);
+        self.help
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), help);
         let entry = m.entry(name.to_string()).or_default().entry(labels(pairs));
         match entry.or_insert_with(|| Metric::Counter(Counter::default())) {
             Metric::Counter(c) => c.clone(),
@@ -64,7 +70,10 @@ impl Registry {
 
     pub fn gauge(&self, name: &str, help: &'static str, pairs: &[(&str, &str)]) -> Gauge {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        self.help.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), help);
+        self.help
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), help);
         let entry = m.entry(name.to_string()).or_default().entry(labels(pairs));
         match entry.or_insert_with(|| Metric::Gauge(Gauge::default())) {
             Metric::Gauge(g) => g.clone(),
@@ -82,7 +91,11 @@ impl Registry {
                 Some(Metric::Counter(_)) => "counter",
                 _ => "gauge",
             };
-            let _ = writeln!(out, "# HELP {name} {}", help.get(name).copied().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {}",
+                help.get(name).copied().unwrap_or("")
+            );
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (labels, metric) in series {
                 let value = match metric {
@@ -94,7 +107,9 @@ impl Registry {
                 } else {
                     let body: Vec<String> = labels
                         .iter()
-                        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+                        .map(|(k, v)| {
+                            format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+                        })
                         .collect();
                     let _ = writeln!(out, "{name}{{{}}} {value}", body.join(","));
                 }
@@ -112,7 +127,12 @@ pub struct ReceiverObs {
 }
 
 impl ReceiverObs {
-    pub fn wrap(reg: &Registry, receiver: &str, signal: Signal, next: SharedConsumer) -> SharedConsumer {
+    pub fn wrap(
+        reg: &Registry,
+        receiver: &str,
+        signal: Signal,
+        next: SharedConsumer,
+    ) -> SharedConsumer {
         let item = signal.item_name();
         let l = [("receiver", receiver)];
         Arc::new(ReceiverObs {
@@ -152,7 +172,12 @@ pub struct ProcessorObs {
 }
 
 impl ProcessorObs {
-    pub fn wrap(reg: &Registry, processor: &str, signal: Signal, next: SharedConsumer) -> SharedConsumer {
+    pub fn wrap(
+        reg: &Registry,
+        processor: &str,
+        signal: Signal,
+        next: SharedConsumer,
+    ) -> SharedConsumer {
         let l = [("processor", processor), ("otel_signal", signal.as_str())];
         Arc::new(ProcessorObs {
             next,
@@ -190,11 +215,30 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let r = Registry::default();
-        r.counter("otelcol_exporter_sent_spans_total", "Sent.", &[("exporter", "otlp")]).add(3);
-        r.gauge("otelcol_exporter_queue_size", "Size.", &[("exporter", "otlp")]).set(2);
+        r.counter(
+            "otelcol_exporter_sent_spans_total",
+            "Sent.",
+            &[("exporter", "otlp")],
+        )
+        .add(3);
+        r.gauge(
+            "otelcol_exporter_queue_size",
+            "Size.",
+            &[("exporter", "otlp")],
+        )
+        .set(2);
         let text = r.render();
-        assert!(text.contains("# TYPE otelcol_exporter_sent_spans_total counter"), "{text}");
-        assert!(text.contains("otelcol_exporter_sent_spans_total{exporter=\"otlp\"} 3"), "{text}");
-        assert!(text.contains("otelcol_exporter_queue_size{exporter=\"otlp\"} 2"), "{text}");
+        assert!(
+            text.contains("# TYPE otelcol_exporter_sent_spans_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otelcol_exporter_sent_spans_total{exporter=\"otlp\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otelcol_exporter_queue_size{exporter=\"otlp\"} 2"),
+            "{text}"
+        );
     }
 }

@@ -19,7 +19,10 @@ fn check(config: &Config) -> Result<(), LoadError> {
         for (id, body) in config.section(kind) {
             let path = format!("{}.{id}", kind.section());
             if factories::find(kind, &id.type_name).is_none() {
-                return Err(LoadError::new(path, factories::unknown_type(kind, &id.type_name)));
+                return Err(LoadError::new(
+                    path,
+                    factories::unknown_type(kind, &id.type_name),
+                ));
             }
             factories::validate_body(kind, &id.type_name, body).map_err(|e| {
                 let e = e.under(&path);
@@ -36,7 +39,10 @@ fn check(config: &Config) -> Result<(), LoadError> {
         }
     }
     if config.service.pipelines.is_empty() {
-        return Err(LoadError::new("service.pipelines", "must have at least one pipeline"));
+        return Err(LoadError::new(
+            "service.pipelines",
+            "must have at least one pipeline",
+        ));
     }
     // Connector use: as exporter in pipelines of signal A, as receiver in pipelines of signal B.
     let mut as_exporter: BTreeMap<&ComponentId, BTreeSet<Signal>> = BTreeMap::new();
@@ -44,10 +50,16 @@ fn check(config: &Config) -> Result<(), LoadError> {
     for (pid, p) in &config.service.pipelines {
         let base = format!("service.pipelines.{pid}");
         if p.receivers.is_empty() {
-            return Err(LoadError::new(format!("{base}.receivers"), "must have at least one receiver"));
+            return Err(LoadError::new(
+                format!("{base}.receivers"),
+                "must have at least one receiver",
+            ));
         }
         if p.exporters.is_empty() {
-            return Err(LoadError::new(format!("{base}.exporters"), "must have at least one exporter"));
+            return Err(LoadError::new(
+                format!("{base}.exporters"),
+                "must have at least one exporter",
+            ));
         }
         for (i, r) in p.receivers.iter().enumerate() {
             let path = format!("{base}.receivers[{i}]");
@@ -61,7 +73,10 @@ fn check(config: &Config) -> Result<(), LoadError> {
         for (i, pr) in p.processors.iter().enumerate() {
             let path = format!("{base}.processors[{i}]");
             if !seen.insert(pr) {
-                return Err(LoadError::new(path, format!("processor {pr:?} is listed twice in this pipeline")));
+                return Err(LoadError::new(
+                    path,
+                    format!("processor {pr:?} is listed twice in this pipeline"),
+                ));
             }
             expect_component(config, Kind::Processor, pr, pid, &path)?;
         }
@@ -80,19 +95,31 @@ fn check(config: &Config) -> Result<(), LoadError> {
         match (ins, outs) {
             (None, None) => {}
             (Some(_), None) => {
-                return Err(LoadError::new(path, "connector is used as an exporter but not as a receiver of any pipeline"))
+                return Err(LoadError::new(
+                    path,
+                    "connector is used as an exporter but not as a receiver of any pipeline",
+                ))
             }
             (None, Some(_)) => {
-                return Err(LoadError::new(path, "connector is used as a receiver but not as an exporter of any pipeline"))
+                return Err(LoadError::new(
+                    path,
+                    "connector is used as a receiver but not as an exporter of any pipeline",
+                ))
             }
             (Some(ins), Some(outs)) => {
                 for from in ins {
-                    if !outs.iter().any(|to| factories::connector_supports(&id.type_name, *from, *to)) {
+                    if !outs
+                        .iter()
+                        .any(|to| factories::connector_supports(&id.type_name, *from, *to))
+                    {
                         return Err(LoadError::new(
                             path,
                             format!(
                                 "connector {id:?} cannot take {from} and emit {} (it supports {})",
-                                outs.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("/"),
+                                outs.iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join("/"),
                                 supported_pairs(&id.type_name)
                             ),
                         ));
@@ -116,15 +143,34 @@ fn supported_pairs(type_name: &str) -> String {
     out.join(", ")
 }
 
-fn expect_component(config: &Config, kind: Kind, id: &ComponentId, pid: &PipelineId, path: &str) -> Result<(), LoadError> {
+fn expect_component(
+    config: &Config,
+    kind: Kind,
+    id: &ComponentId,
+    pid: &PipelineId,
+    path: &str,
+) -> Result<(), LoadError> {
     if config.component(kind, id).is_none() {
-        return Err(LoadError::new(path, format!("references {} {:?} which is not configured", kind.singular(), id.to_string())));
+        return Err(LoadError::new(
+            path,
+            format!(
+                "references {} {:?} which is not configured",
+                kind.singular(),
+                id.to_string()
+            ),
+        ));
     }
-    let supports = factories::find(kind, &id.type_name).is_some_and(|spec| spec.signals.contains(&pid.signal));
+    let supports =
+        factories::find(kind, &id.type_name).is_some_and(|spec| spec.signals.contains(&pid.signal));
     if !supports {
         return Err(LoadError::new(
             path,
-            format!("{} {:?} does not support {} (pipeline {pid})", kind.singular(), id.to_string(), pid.signal),
+            format!(
+                "{} {:?} does not support {} (pipeline {pid})",
+                kind.singular(),
+                id.to_string(),
+                pid.signal
+            ),
         ));
     }
     Ok(())
@@ -135,8 +181,16 @@ fn check_cycles(config: &Config) -> Result<(), LoadError> {
     let pipes = &config.service.pipelines;
     let next_of = |pid: &PipelineId| -> Vec<&PipelineId> {
         let p = &pipes[pid];
-        let conns: Vec<&ComponentId> = p.exporters.iter().filter(|e| config.component(Kind::Connector, e).is_some()).collect();
-        pipes.iter().filter(|(_, q)| q.receivers.iter().any(|r| conns.contains(&r))).map(|(id, _)| id).collect()
+        let conns: Vec<&ComponentId> = p
+            .exporters
+            .iter()
+            .filter(|e| config.component(Kind::Connector, e).is_some())
+            .collect();
+        pipes
+            .iter()
+            .filter(|(_, q)| q.receivers.iter().any(|r| conns.contains(&r)))
+            .map(|(id, _)| id)
+            .collect()
     };
     fn visit<'a>(
         pid: &'a PipelineId,
@@ -149,7 +203,10 @@ fn check_cycles(config: &Config) -> Result<(), LoadError> {
         }
         if stack.contains(&pid) {
             let cycle: Vec<String> = stack.iter().map(|p| p.to_string()).collect();
-            return Err(LoadError::new("service.pipelines", format!("connectors form a cycle: {} -> {pid}", cycle.join(" -> "))));
+            return Err(LoadError::new(
+                "service.pipelines",
+                format!("connectors form a cycle: {} -> {pid}", cycle.join(" -> ")),
+            ));
         }
         stack.push(pid);
         for n in next_of(pid) {

@@ -175,6 +175,28 @@ pub mod go_duration {
     }
 }
 
+/// Resolves a Collector-style `endpoint` (`host:port`, `:port`, `localhost:4317`,
+/// `0.0.0.0:4317`, `[::1]:4317`) to the address a receiver binds.
+pub fn bind_addr(endpoint: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    let e = endpoint.trim();
+    let (host, port) = e
+        .rsplit_once(':')
+        .ok_or_else(|| format!("endpoint {endpoint:?} is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("endpoint {endpoint:?} has an invalid port {port:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = match host {
+        "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        h => h.parse().map_err(|_| {
+            format!("endpoint {endpoint:?}: host {h:?} is not an IP address or localhost")
+        })?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,28 +231,9 @@ mod tests {
         assert!(e.message.contains("unknown field `sise`"), "{e}");
         let t: Sample = decode_config(&serde_yaml::from_str("timeout: 2s").unwrap()).unwrap();
         assert_eq!(t.timeout, Duration::from_secs(2));
-        assert_eq!(ConfigError::new("size", "x").under("processors.batch").path, "processors.batch.size");
+        assert_eq!(
+            ConfigError::new("size", "x").under("processors.batch").path,
+            "processors.batch.size"
+        );
     }
-}
-
-/// Resolves a Collector-style `endpoint` (`host:port`, `:port`, `localhost:4317`,
-/// `0.0.0.0:4317`, `[::1]:4317`) to the address a receiver binds.
-pub fn bind_addr(endpoint: &str) -> Result<std::net::SocketAddr, String> {
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-    let e = endpoint.trim();
-    let (host, port) = e
-        .rsplit_once(':')
-        .ok_or_else(|| format!("endpoint {endpoint:?} is not host:port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("endpoint {endpoint:?} has an invalid port {port:?}"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let ip: IpAddr = match host {
-        "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        h => h.parse().map_err(|_| {
-            format!("endpoint {endpoint:?}: host {h:?} is not an IP address or localhost")
-        })?,
-    };
-    Ok(SocketAddr::new(ip, port))
 }

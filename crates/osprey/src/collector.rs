@@ -6,7 +6,12 @@ use osprey_collector::config::expand::ProcessEnv;
 #[derive(clap::Args, Debug)]
 pub struct CollectorArgs {
     /// Collector config file(s), merged in order; also `yaml:key::key: value` inline settings
-    #[arg(long, global = true, env = "OSPREY_COLLECTOR_CONFIG", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "OSPREY_COLLECTOR_CONFIG",
+        value_delimiter = ','
+    )]
     config: Vec<String>,
     #[command(subcommand)]
     action: Option<Action>,
@@ -20,12 +25,19 @@ enum Action {
 
 pub async fn run(args: CollectorArgs) -> Result<()> {
     if args.config.is_empty() {
-        return Err(anyhow!("--config FILE is required (an OpenTelemetry Collector YAML file)"));
+        return Err(anyhow!(
+            "--config FILE is required (an OpenTelemetry Collector YAML file)"
+        ));
     }
-    let config = osprey_collector::load(&args.config, &ProcessEnv).map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    let config = osprey_collector::load(&args.config, &ProcessEnv)
+        .map_err(|e| anyhow!("invalid configuration: {e}"))?;
     if matches!(args.action, Some(Action::Validate)) {
-        osprey_collector::validate::validate(&config).map_err(|e| anyhow!("invalid configuration: {e}"))?;
-        println!("configuration is valid: {} pipeline(s)", config.service.pipelines.len());
+        osprey_collector::validate::validate(&config)
+            .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+        println!(
+            "configuration is valid: {} pipeline(s)",
+            config.service.pipelines.len()
+        );
         return Ok(());
     }
     let stop = tokio_util::sync::CancellationToken::new();

@@ -380,7 +380,10 @@ async fn start_legacy_receivers(
     use osprey_receivers::{jaeger, zipkin};
     let mut tasks: Vec<Task> = vec![];
     let mut protocols = serde_yaml::Mapping::new();
-    for (key, addr) in [("thrift_http", settings.jaeger_thrift), ("grpc", settings.jaeger_grpc)] {
+    for (key, addr) in [
+        ("thrift_http", settings.jaeger_thrift),
+        ("grpc", settings.jaeger_grpc),
+    ] {
         if let Some(a) = addr {
             let mut m = serde_yaml::Mapping::new();
             m.insert("endpoint".into(), a.to_string().into());
@@ -399,13 +402,17 @@ async fn start_legacy_receivers(
                 jaeger::Protocol::Grpc => "Jaeger gRPC".to_string(),
                 _ => "Jaeger thrift HTTP".to_string(),
             };
-            let path = if what.contains("HTTP") { "/api/traces" } else { "" };
+            let path = if what.contains("HTTP") {
+                "/api/traces"
+            } else {
+                ""
+            };
             say.push(format!("  {what:<28} {a}{path}"));
         }
         for h in servers.handles {
-            tasks.push(tokio::spawn(async move {
-                h.await.map_err(anyhow::Error::from)
-            }));
+            tasks.push(tokio::spawn(
+                async move { h.await.map_err(anyhow::Error::from) },
+            ));
         }
     }
     if let Some(a) = settings.zipkin {
@@ -415,7 +422,10 @@ async fn start_legacy_receivers(
             osprey_pipeline::decode_config(&serde_yaml::Value::Mapping(body))
                 .map_err(|e| anyhow::anyhow!("zipkin receiver: {e}"))?;
         let server = zipkin::start(&cfg, consumer, stop.clone()).await?;
-        say.push(format!("  {:<28} http://{}/api/v2/spans", "Zipkin", server.addr));
+        say.push(format!(
+            "  {:<28} http://{}/api/v2/spans",
+            "Zipkin", server.addr
+        ));
         tasks.push(tokio::spawn(async move {
             server.handle.await?.map_err(anyhow::Error::from)
         }));
@@ -539,7 +549,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }));
     }
     let receivers_stop = tokio_util::sync::CancellationToken::new();
-    let store_consumer: osprey_pipeline::SharedConsumer = Arc::new(StoreExporter::new(store.clone()));
+    let store_consumer: osprey_pipeline::SharedConsumer =
+        Arc::new(StoreExporter::new(store.clone()));
     tasks.extend(
         start_legacy_receivers(&settings, store_consumer, &receivers_stop, &mut say).await?,
     );

@@ -103,9 +103,7 @@ pub fn expand_str(s: &str, env: &dyn Env) -> Result<String, String> {
 
 fn resolve(reference: &str, env: &dyn Env) -> Result<String, String> {
     let (scheme, rest) = match reference.split_once(':') {
-        Some((scheme, rest)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
-            (scheme, rest)
-        }
+        Some((scheme, rest)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => (scheme, rest),
         _ => ("env", reference),
     };
     if scheme != "env" {
@@ -118,9 +116,7 @@ fn resolve(reference: &str, env: &dyn Env) -> Result<String, String> {
         None => (rest, None),
     };
     let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if !valid {
         return Err(format!(
@@ -131,7 +127,10 @@ fn resolve(reference: &str, env: &dyn Env) -> Result<String, String> {
         (Some(v), _) if !v.is_empty() || default.is_none() => Ok(v),
         (_, Some(d)) => Ok(d.to_string()),
         (None, None) => {
-            tracing::warn!(variable = name, "environment variable is not set; using \"\"");
+            tracing::warn!(
+                variable = name,
+                "environment variable is not set; using \"\""
+            );
             Ok(String::new())
         }
         (Some(v), None) => Ok(v),
@@ -153,23 +152,33 @@ mod tests {
     #[test]
     fn forms() {
         let e = env();
-        assert_eq!(expand_str("${env:HOST}:${PORT}", &e).unwrap(), "collector:4317");
+        assert_eq!(
+            expand_str("${env:HOST}:${PORT}", &e).unwrap(),
+            "collector:4317"
+        );
         assert_eq!(expand_str("${env:NOPE:-dflt}", &e).unwrap(), "dflt");
         assert_eq!(expand_str("${NOPE}", &e).unwrap(), "");
         assert_eq!(expand_str("cost $$5 and $x", &e).unwrap(), "cost $5 and $x");
-        assert!(expand_str("${file:/etc/x}", &e).unwrap_err().contains("file"));
-        assert!(expand_str("${env:HOST", &e).unwrap_err().contains("unterminated"));
+        assert!(expand_str("${file:/etc/x}", &e)
+            .unwrap_err()
+            .contains("file"));
+        assert!(expand_str("${env:HOST", &e)
+            .unwrap_err()
+            .contains("unterminated"));
         assert!(expand_str("${env:1X}", &e).is_err());
     }
 
     #[test]
     fn whole_reference_takes_the_type() {
-        let mut v: Value = serde_yaml::from_str("a: ${env:PORT}\nb: x${PORT}\nc:\n  - ${HOST}").unwrap();
+        let mut v: Value =
+            serde_yaml::from_str("a: ${env:PORT}\nb: x${PORT}\nc:\n  - ${HOST}").unwrap();
         expand_value(&mut v, &env(), "").unwrap();
         assert_eq!(v["a"], Value::Number(4317.into()));
         assert_eq!(v["b"], Value::String("x4317".into()));
         assert_eq!(v["c"][0], Value::String("collector".into()));
         let mut bad: Value = serde_yaml::from_str("a:\n  b: ${env:1}").unwrap();
-        assert!(expand_value(&mut bad, &env(), "").unwrap_err().starts_with("a.b:"));
+        assert!(expand_value(&mut bad, &env(), "")
+            .unwrap_err()
+            .starts_with("a.b:"));
     }
 }

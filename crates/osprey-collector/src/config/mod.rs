@@ -67,7 +67,10 @@ impl Source {
                 .split_once(": ")
                 .or_else(|| inline.split_once(':').filter(|(k, _)| !k.contains("::")))
                 .ok_or_else(|| {
-                    LoadError::new("", format!("inline config {arg:?} is not `yaml:key::key: value`"))
+                    LoadError::new(
+                        "",
+                        format!("inline config {arg:?} is not `yaml:key::key: value`"),
+                    )
                 })?;
             let mut text = String::new();
             for (depth, key) in keys.split("::").enumerate() {

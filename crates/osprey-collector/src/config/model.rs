@@ -69,7 +69,10 @@ impl ComponentId {
             ));
         }
         if let Some(n) = name {
-            if n.is_empty() || n.len() > 1024 || n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if n.is_empty()
+                || n.len() > 1024
+                || n.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(format!(
                     "invalid component id {text:?}: the name after `/` must be non-empty, without spaces"
                 ));
@@ -222,13 +225,21 @@ impl Config {
                         entries.insert(cid, body.clone());
                     }
                 }
-                _ => return Err(LoadError::new(key, "must be a mapping of component id to settings")),
+                _ => {
+                    return Err(LoadError::new(
+                        key,
+                        "must be a mapping of component id to settings",
+                    ))
+                }
             }
         }
         if let Some(service) = top.get("service") {
             self.service = parse_service(service)?;
         } else {
-            return Err(LoadError::new("service", "missing: the config needs a `service` with `pipelines`"));
+            return Err(LoadError::new(
+                "service",
+                "missing: the config needs a `service` with `pipelines`",
+            ));
         }
         Ok(())
     }
@@ -286,7 +297,10 @@ fn parse_pipelines(v: &Value) -> Result<BTreeMap<PipelineId, Pipeline>, LoadErro
             None => (key, None),
         };
         let signal = Signal::parse(sig).ok_or_else(|| {
-            LoadError::new(&path, format!("unknown signal {sig:?} (expected traces, metrics or logs)"))
+            LoadError::new(
+                &path,
+                format!("unknown signal {sig:?} (expected traces, metrics or logs)"),
+            )
         })?;
         if name.as_deref() == Some("") {
             return Err(LoadError::new(&path, "empty pipeline name after `/`"));
@@ -336,19 +350,30 @@ fn parse_telemetry(v: &Value) -> Result<Telemetry, LoadError> {
             }
         }
     }
-    if let Some(addr) = metrics.and_then(|m| m.get("address")).and_then(Value::as_str) {
+    if let Some(addr) = metrics
+        .and_then(|m| m.get("address"))
+        .and_then(Value::as_str)
+    {
         t.metrics_addr = Some(
             osprey_pipeline::bind_addr(addr)
                 .map_err(|m| LoadError::new("service.telemetry.metrics.address", m))?,
         );
     }
     // The newer form: readers: [{pull: {exporter: {prometheus: {host, port}}}}].
-    if let Some(readers) = metrics.and_then(|m| m.get("readers")).and_then(Value::as_sequence) {
+    if let Some(readers) = metrics
+        .and_then(|m| m.get("readers"))
+        .and_then(Value::as_sequence)
+    {
         for (i, r) in readers.iter().enumerate() {
-            if let Some(p) = r.get("pull").and_then(|p| p.get("exporter")).and_then(|e| e.get("prometheus")) {
+            if let Some(p) = r
+                .get("pull")
+                .and_then(|p| p.get("exporter"))
+                .and_then(|e| e.get("prometheus"))
+            {
                 let host = p.get("host").and_then(Value::as_str).unwrap_or("localhost");
                 let port = p.get("port").and_then(Value::as_u64).unwrap_or(8888);
-                let path = format!("service.telemetry.metrics.readers[{i}].pull.exporter.prometheus");
+                let path =
+                    format!("service.telemetry.metrics.readers[{i}].pull.exporter.prometheus");
                 t.metrics_addr = Some(
                     osprey_pipeline::bind_addr(&format!("{host}:{port}"))
                         .map_err(|m| LoadError::new(path, m))?,
@@ -356,7 +381,11 @@ fn parse_telemetry(v: &Value) -> Result<Telemetry, LoadError> {
             }
         }
     }
-    if let Some(level) = v.get("logs").and_then(|l| l.get("level")).and_then(Value::as_str) {
+    if let Some(level) = v
+        .get("logs")
+        .and_then(|l| l.get("level"))
+        .and_then(Value::as_str)
+    {
         t.log_level = Some(level.to_ascii_lowercase());
     }
     Ok(t)

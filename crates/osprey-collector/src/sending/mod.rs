@@ -55,14 +55,20 @@ impl Default for QueueConfig {
 impl QueueConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.enabled && self.queue_size == 0 {
-            return Err(ConfigError::new("queue_size", "must be positive when the queue is enabled"));
+            return Err(ConfigError::new(
+                "queue_size",
+                "must be positive when the queue is enabled",
+            ));
         }
         if self.enabled && self.num_consumers == 0 {
             return Err(ConfigError::new("num_consumers", "must be positive"));
         }
         if let Some(s) = &self.sizer {
             if s != "requests" {
-                return Err(ConfigError::new("sizer", format!("{s:?} is not supported (only requests)")));
+                return Err(ConfigError::new(
+                    "sizer",
+                    format!("{s:?} is not supported (only requests)"),
+                ));
             }
         }
         Ok(())
@@ -152,7 +158,10 @@ impl QueuedExporter {
             stop: stop.clone(),
         });
         if !queue.enabled {
-            return Ok(Arc::new(QueuedExporter { sender, queue: None }));
+            return Ok(Arc::new(QueuedExporter {
+                sender,
+                queue: None,
+            }));
         }
         let backing = match storage_dir {
             Some(dir) => Backing::Disk(persistent::DiskQueue::open(dir)?),

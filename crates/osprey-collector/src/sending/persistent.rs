@@ -31,7 +31,8 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> ConsumeError {
 impl DiskQueue {
     /// Opens (creating) the directory and picks up the batches a previous run left.
     pub fn open(dir: PathBuf) -> Result<DiskQueue, ConsumeError> {
-        std::fs::create_dir_all(&dir).map_err(|e| unavailable(&format!("create {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| unavailable(&format!("create {}", dir.display()), e))?;
         let mut seqs: Vec<u64> = Vec::new();
         let entries = std::fs::read_dir(&dir).map_err(|e| unavailable("list", e))?;
         for entry in entries.flatten() {

@@ -37,7 +37,10 @@ impl Default for RetryConfig {
 impl RetryConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(0.0..=1.0).contains(&self.randomization_factor) {
-            return Err(ConfigError::new("randomization_factor", "must be between 0 and 1"));
+            return Err(ConfigError::new(
+                "randomization_factor",
+                "must be between 0 and 1",
+            ));
         }
         if self.multiplier < 1.0 {
             return Err(ConfigError::new("multiplier", "must be at least 1"));
@@ -134,22 +137,41 @@ mod tests {
 
     #[tokio::test]
     async fn retries_until_success_but_not_permanent_errors() {
-        let f = Arc::new(Flaky { fail_first: 3, calls: AtomicU32::new(0), permanent: false });
+        let f = Arc::new(Flaky {
+            fail_first: 3,
+            calls: AtomicU32::new(0),
+            permanent: false,
+        });
         let c: SharedConsumer = f.clone();
         let stop = CancellationToken::new();
-        assert!(send_with_retry(&c, Batch::default(), &fast(), &stop).await.is_ok());
+        assert!(send_with_retry(&c, Batch::default(), &fast(), &stop)
+            .await
+            .is_ok());
         assert_eq!(f.calls.load(Ordering::SeqCst), 4);
-        let p = Arc::new(Flaky { fail_first: 3, calls: AtomicU32::new(0), permanent: true });
+        let p = Arc::new(Flaky {
+            fail_first: 3,
+            calls: AtomicU32::new(0),
+            permanent: true,
+        });
         let c: SharedConsumer = p.clone();
-        assert!(send_with_retry(&c, Batch::default(), &fast(), &stop).await.is_err());
+        assert!(send_with_retry(&c, Batch::default(), &fast(), &stop)
+            .await
+            .is_err());
         assert_eq!(p.calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn gives_up_after_the_budget() {
-        let f = Arc::new(Flaky { fail_first: u32::MAX, calls: AtomicU32::new(0), permanent: false });
+        let f = Arc::new(Flaky {
+            fail_first: u32::MAX,
+            calls: AtomicU32::new(0),
+            permanent: false,
+        });
         let c: SharedConsumer = f.clone();
-        let cfg = RetryConfig { max_elapsed_time: Duration::from_millis(20), ..fast() };
+        let cfg = RetryConfig {
+            max_elapsed_time: Duration::from_millis(20),
+            ..fast()
+        };
         let e = send_with_retry(&c, Batch::default(), &cfg, &CancellationToken::new()).await;
         assert!(matches!(e, Err(ConsumeError::Permanent(m)) if m.contains("no more retries")));
     }

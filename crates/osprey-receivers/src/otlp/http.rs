@@ -225,7 +225,11 @@ async fn export_metrics(
     }
 }
 
-async fn export_logs(State(ingest): State<TraceIngest>, headers: HeaderMap, body: Body) -> Response {
+async fn export_logs(
+    State(ingest): State<TraceIngest>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if !ingest.serves(osprey_pipeline::Signal::Logs) {
         let e = ingest.export_logs(Default::default()).await.err();
         let e = e.unwrap_or(IngestError::NotServed("logs".into()));

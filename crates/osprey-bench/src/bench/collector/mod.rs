@@ -69,7 +69,9 @@ impl Run {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -90,8 +92,22 @@ impl Drop for Proc {
     }
 }
 
-fn start_subject(subject: Subject, bin: &Path, dir: &Path, port: u16, sink: u16, batch: bool) -> Result<Proc> {
-    let log = std::fs::File::create(dir.join(format!("{}-{port}.log", if subject == Subject::Osprey { "osprey" } else { "rotel" })))?;
+fn start_subject(
+    subject: Subject,
+    bin: &Path,
+    dir: &Path,
+    port: u16,
+    sink: u16,
+    batch: bool,
+) -> Result<Proc> {
+    let log = std::fs::File::create(dir.join(format!(
+        "{}-{port}.log",
+        if subject == Subject::Osprey {
+            "osprey"
+        } else {
+            "rotel"
+        }
+    )))?;
     let mut cmd = Command::new(bin);
     match subject {
         Subject::Osprey => {
@@ -105,14 +121,23 @@ fn start_subject(subject: Subject, bin: &Path, dir: &Path, port: u16, sink: u16,
             );
             let path = dir.join(format!("collector-{port}.yaml"));
             std::fs::write(&path, cfg)?;
-            cmd.arg("collector").arg("--config").arg(&path).env("OSPREY_LOG", "warn");
+            cmd.arg("collector")
+                .arg("--config")
+                .arg(&path)
+                .env("OSPREY_LOG", "warn");
         }
         Subject::Rotel => {
             cmd.arg("start")
                 .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{port}")])
-                .args(["--otlp-http-endpoint", &format!("127.0.0.1:{}", free_port()?)])
+                .args([
+                    "--otlp-http-endpoint",
+                    &format!("127.0.0.1:{}", free_port()?),
+                ])
                 .args(["--exporter", "otlp"])
-                .args(["--otlp-exporter-endpoint", &format!("http://127.0.0.1:{sink}")])
+                .args([
+                    "--otlp-exporter-endpoint",
+                    &format!("http://127.0.0.1:{sink}"),
+                ])
                 .args(["--otlp-exporter-compression", "none"]);
             if !batch {
                 cmd.arg("--disable-batching");
@@ -136,6 +161,12 @@ fn start_subject(subject: Subject, bin: &Path, dir: &Path, port: u16, sink: u16,
     Ok(Proc { child, pid })
 }
 
+/// The requests the client sends, pre-encoded, and the spans in each.
+struct Load {
+    bodies: Arc<Vec<Bytes>>,
+    spans_per: Vec<u64>,
+}
+
 /// Pre-encoded requests of `batch` spans each.
 fn bodies(batch: usize, n: usize) -> Result<Vec<Bytes>> {
     let mut g = Generator::new(WorkloadConfig::new(7, 20, Duration::ZERO))?;
@@ -150,21 +181,36 @@ fn bodies(batch: usize, n: usize) -> Result<Vec<Bytes>> {
 }
 
 /// Sends until `stop`; `rate` (spans/s, 0 = unbounded) is shared by all workers.
-async fn drive(endpoint: &str, bodies: Arc<Vec<Bytes>>, spans_per: &[u64], args: &CollectorArgs, run_for: Duration, rate: f64) -> Result<(u64, u64)> {
+async fn drive(
+    endpoint: &str,
+    load: &Load,
+    args: &CollectorArgs,
+    run_for: Duration,
+    rate: f64,
+) -> Result<(u64, u64)> {
     let sent = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let spans_per = Arc::new(spans_per.to_vec());
+    let bodies = load.bodies.clone();
+    let spans_per = Arc::new(load.spans_per.clone());
     let mut handles = vec![];
     let per_worker_interval = if rate > 0.0 {
         let avg = spans_per.iter().sum::<u64>() as f64 / spans_per.len() as f64;
-        Some(Duration::from_secs_f64(avg * args.concurrency as f64 / rate))
+        Some(Duration::from_secs_f64(
+            avg * args.concurrency as f64 / rate,
+        ))
     } else {
         None
     };
     for w in 0..args.concurrency {
         let mut exp = Exporter::grpc(endpoint, Duration::from_secs(10))?;
-        let (bodies, spans_per, sent, refused, stop) = (bodies.clone(), spans_per.clone(), sent.clone(), refused.clone(), stop.clone());
+        let (bodies, spans_per, sent, refused, stop) = (
+            bodies.clone(),
+            spans_per.clone(),
+            sent.clone(),
+            refused.clone(),
+            stop.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let mut i = w;
             let mut next = Instant::now();
@@ -192,43 +238,74 @@ async fn drive(endpoint: &str, bodies: Arc<Vec<Bytes>>, spans_per: &[u64], args:
     for h in handles {
         let _ = h.await;
     }
-    Ok((sent.load(Ordering::Relaxed), refused.load(Ordering::Relaxed)))
+    Ok((
+        sent.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    ))
 }
 
 /// Workers walk the request list with a stride so they do not send the same body in step.
 const STRIDE: usize = 7;
 
-async fn measure(subject: Subject, bin: &Path, dir: &Path, args: &CollectorArgs, batch: bool, rate: f64, bodies: &Arc<Vec<Bytes>>, spans_per: &[u64]) -> Result<Run> {
+async fn measure(
+    subject: Subject,
+    bin: &Path,
+    dir: &Path,
+    args: &CollectorArgs,
+    (batch, rate): (bool, f64),
+    load: &Load,
+) -> Result<Run> {
     let sink_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sink_port = sink_listener.local_addr()?.port();
     let counts = sink::spawn(sink_listener);
     let port = free_port()?;
     let proc = start_subject(subject, bin, dir, port, sink_port, batch)?;
     // Warm up the connections, then measure.
-    drive(&format!("http://127.0.0.1:{port}"), bodies.clone(), spans_per, args, Duration::from_secs(2), rate).await?;
+    drive(
+        &format!("http://127.0.0.1:{port}"),
+        load,
+        args,
+        Duration::from_secs(2),
+        rate,
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu0 = proc_cpu_secs(proc.pid)?;
     let got0 = counts.spans.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    let (sent, refused) = drive(&format!("http://127.0.0.1:{port}"), bodies.clone(), spans_per, args, args.duration, rate).await?;
+    let (sent, refused) = drive(
+        &format!("http://127.0.0.1:{port}"),
+        load,
+        args,
+        args.duration,
+        rate,
+    )
+    .await?;
     let rss = proc_status_kib(proc.pid, "VmRSS:")? as f64 / 1024.0;
-    // Let what was acknowledged drain to the sink (bounded).
+    // Let what was acknowledged drain to the sink (bounded); the run ends at the last arrival.
     let drain_deadline = Instant::now() + Duration::from_secs(10);
     let mut last = counts.spans.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
     while Instant::now() < drain_deadline {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let now = counts.spans.load(Ordering::Relaxed);
-        if now == last && now - got0 >= sent {
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_millis(500) && now - got0 >= sent {
             break;
         }
-        last = now;
     }
-    let wall = t0.elapsed().as_secs_f64();
+    let wall = (last_change - t0).as_secs_f64();
     let cpu = proc_cpu_secs(proc.pid)? - cpu0;
     let peak = proc_status_kib(proc.pid, "VmHWM:")? as f64 / 1024.0;
     let delivered = counts.spans.load(Ordering::Relaxed) - got0;
     let run = Run {
-        subject: if subject == Subject::Osprey { "osprey collector".into() } else { "rotel".into() },
+        subject: if subject == Subject::Osprey {
+            "osprey collector".into()
+        } else {
+            "rotel".into()
+        },
         scenario: match (batch, rate > 0.0) {
             (_, true) => format!("steady {:.0}k spans/s, batch", rate / 1000.0),
             (true, false) => "max rate, batch".into(),
@@ -255,7 +332,9 @@ fn find_rotel(explicit: &Option<PathBuf>) -> Option<PathBuf> {
         return Some(p.clone());
     }
     for venv in [".venv-bench", ".venv"] {
-        let Ok(libs) = std::fs::read_dir(Path::new(venv).join("lib")) else { continue };
+        let Ok(libs) = std::fs::read_dir(Path::new(venv).join("lib")) else {
+            continue;
+        };
         for py in libs.flatten() {
             let candidate = py.path().join("site-packages/rotel/rotel-agent");
             if candidate.is_file() {
@@ -281,12 +360,23 @@ pub async fn run(args: CollectorArgs) -> Result<()> {
         .iter()
         .map(|b| {
             use prost::Message;
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(b.as_ref())
-                .map(|r| r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|s| s.spans.len() as u64).sum())
-                .unwrap_or(0)
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                b.as_ref(),
+            )
+            .map(|r| {
+                r.resource_spans
+                    .iter()
+                    .flat_map(|rs| &rs.scope_spans)
+                    .map(|s| s.spans.len() as u64)
+                    .sum()
+            })
+            .unwrap_or(0)
         })
         .collect();
-    let bodies = Arc::new(bodies);
+    let load = Load {
+        bodies: Arc::new(bodies),
+        spans_per,
+    };
     let mut runs = vec![];
     let mut subjects = vec![(Subject::Osprey, osprey.clone())];
     if let Some(r) = &rotel {
@@ -294,7 +384,7 @@ pub async fn run(args: CollectorArgs) -> Result<()> {
     }
     for (batch, rate) in [(true, 0.0), (false, 0.0), (true, args.steady_rate)] {
         for (s, bin) in &subjects {
-            runs.push(measure(*s, bin, dir.path(), &args, batch, rate, &bodies, &spans_per).await?);
+            runs.push(measure(*s, bin, dir.path(), &args, (batch, rate), &load).await?);
         }
     }
     let rotel_version = rotel

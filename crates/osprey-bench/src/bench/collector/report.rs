@@ -25,7 +25,14 @@ pub fn render(runs: &[Run], args: &CollectorArgs, rotel_version: Option<&str>) -
         let _ = writeln!(
             s,
             "| {} | {} | {:.0} | {:.0} | {:.1} | {:.0} ({:.0}) | {} |",
-            r.subject, r.scenario, r.per_sec(), r.per_core(), r.cpu, r.rss_mib, r.peak_rss_mib, r.refused
+            r.subject,
+            r.scenario,
+            r.per_sec(),
+            r.per_core(),
+            r.cpu,
+            r.rss_mib,
+            r.peak_rss_mib,
+            r.refused
         );
     }
     let _ = writeln!(

@@ -6,7 +6,9 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use tonic::codegen::{http, Body, BoxFuture, CompressionEncoding, EnabledCompressionEncodings, StdError};
+use tonic::codegen::{
+    http, Body, BoxFuture, CompressionEncoding, EnabledCompressionEncodings, StdError,
+};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -63,8 +65,12 @@ where
         Box::pin(async move {
             if wrong_path {
                 let mut r = http::Response::new(tonic::body::Body::default());
-                r.headers_mut().insert("grpc-status", http::HeaderValue::from_static("12"));
-                r.headers_mut().insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+                r.headers_mut()
+                    .insert("grpc-status", http::HeaderValue::from_static("12"));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    tonic::metadata::GRPC_CONTENT_TYPE,
+                );
                 return Ok(r);
             }
             let method = tower::service_fn(move |r: tonic::Request<CountRequest>| {
@@ -121,14 +127,31 @@ mod tests {
         let req = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![
-                    ScopeSpans { spans: vec![Span { name: "a".into(), ..Default::default() }; 3], ..Default::default() },
-                    ScopeSpans { spans: vec![Span::default(); 2], ..Default::default() },
+                    ScopeSpans {
+                        spans: vec![
+                            Span {
+                                name: "a".into(),
+                                ..Default::default()
+                            };
+                            3
+                        ],
+                        ..Default::default()
+                    },
+                    ScopeSpans {
+                        spans: vec![Span::default(); 2],
+                        ..Default::default()
+                    },
                 ],
                 ..Default::default()
             }],
         };
         let c = CountRequest::decode(req.encode_to_vec().as_slice()).unwrap();
-        let n: usize = c.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+        let n: usize = c
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
         assert_eq!(n, 5);
     }
 }
