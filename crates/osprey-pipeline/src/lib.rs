@@ -236,4 +236,19 @@ mod tests {
             "processors.batch.size"
         );
     }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            bind_addr("localhost:4317").unwrap().to_string(),
+            "127.0.0.1:4317"
+        );
+        assert_eq!(bind_addr(":4318").unwrap().to_string(), "0.0.0.0:4318");
+        assert_eq!(bind_addr("[::1]:9411").unwrap().to_string(), "[::1]:9411");
+        assert!(bind_addr("collector:4317")
+            .unwrap_err()
+            .contains("not an IP"));
+        assert!(bind_addr("4317").is_err());
+        assert!(bind_addr("0.0.0.0:99999").unwrap_err().contains("port"));
+    }
 }

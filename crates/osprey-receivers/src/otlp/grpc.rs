@@ -55,7 +55,8 @@ impl TraceService for Traces {
         &self,
         request: Request<TraceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        match self.0.export(request.into_inner(), None).await {
+        let client = request.remote_addr().map(|a| a.ip());
+        match self.0.export_from(request.into_inner(), None, client).await {
             Ok(outcome) => Ok(Response::new(outcome.into_response())),
             Err(e) => Err(to_status(&e)),
         }
@@ -70,7 +71,8 @@ impl MetricsService for Metrics {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        match self.0.export_metrics(request.into_inner()).await {
+        let client = request.remote_addr().map(|a| a.ip());
+        match self.0.export_metrics(request.into_inner(), client).await {
             Ok(_) => Ok(Response::new(ExportMetricsServiceResponse::default())),
             Err(e) => Err(to_status(&e)),
         }
@@ -85,7 +87,8 @@ impl LogsService for Logs {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        match self.0.export_logs(request.into_inner()).await {
+        let client = request.remote_addr().map(|a| a.ip());
+        match self.0.export_logs(request.into_inner(), client).await {
             Ok(_) => Ok(Response::new(ExportLogsServiceResponse::default())),
             Err(e) => Err(to_status(&e)),
         }

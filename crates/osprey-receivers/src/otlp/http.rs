@@ -205,13 +205,20 @@ fn empty_success(enc: Encoding) -> Response {
         .into_response()
 }
 
+/// The client's address, when the server was started with connect info.
+fn client_of(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 async fn export_metrics(
     State(ingest): State<TraceIngest>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     if !ingest.serves(osprey_pipeline::Signal::Metrics) {
-        let e = ingest.export_metrics(Default::default()).await.err();
+        let e = ingest.export_metrics(Default::default(), None).await.err();
         let e = e.unwrap_or(IngestError::NotServed("metrics".into()));
         return error_response(response_encoding(&headers), &e);
     }
@@ -219,7 +226,7 @@ async fn export_metrics(
         Ok(v) => v,
         Err(r) => return r,
     };
-    match ingest.export_metrics(req).await {
+    match ingest.export_metrics(req, client_of(&ext)).await {
         Ok(_) => empty_success(enc),
         Err(e) => error_response(enc, &e),
     }
@@ -227,11 +234,12 @@ async fn export_metrics(
 
 async fn export_logs(
     State(ingest): State<TraceIngest>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     if !ingest.serves(osprey_pipeline::Signal::Logs) {
-        let e = ingest.export_logs(Default::default()).await.err();
+        let e = ingest.export_logs(Default::default(), None).await.err();
         let e = e.unwrap_or(IngestError::NotServed("logs".into()));
         return error_response(response_encoding(&headers), &e);
     }
@@ -239,7 +247,7 @@ async fn export_logs(
         Ok(v) => v,
         Err(r) => return r,
     };
-    match ingest.export_logs(req).await {
+    match ingest.export_logs(req, client_of(&ext)).await {
         Ok(_) => empty_success(enc),
         Err(e) => error_response(enc, &e),
     }
@@ -247,6 +255,7 @@ async fn export_logs(
 
 async fn export_traces(
     State(ingest): State<TraceIngest>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -254,7 +263,7 @@ async fn export_traces(
         Ok(v) => v,
         Err(r) => return r,
     };
-    match ingest.export(req, encoded).await {
+    match ingest.export_from(req, encoded, client_of(&ext)).await {
         Ok(outcome) => {
             let resp = outcome.into_response();
             let body = match enc {

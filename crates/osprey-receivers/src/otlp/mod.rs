@@ -142,8 +142,19 @@ impl TraceIngest {
     /// and re-sanitize on replay.
     pub async fn export(
         &self,
+        request: TraceRequest,
+        encoded: Option<Bytes>,
+    ) -> Result<ExportOutcome, IngestError> {
+        self.export_from(request, encoded, None).await
+    }
+
+    /// [`TraceIngest::export`] for a request from `client` (kept in the batch's context, for
+    /// processors that key on the sender, such as k8sattributes).
+    pub async fn export_from(
+        &self,
         mut request: TraceRequest,
         encoded: Option<Bytes>,
+        client: Option<std::net::IpAddr>,
     ) -> Result<ExportOutcome, IngestError> {
         let Some(consumer) = &self.consumer else {
             return Err(IngestError::NotServed(
@@ -176,6 +187,12 @@ impl TraceIngest {
         }
         let mut batch = TraceBatch::traces(request);
         batch.encoded = encoded;
+        if client.is_some() {
+            batch.context = Arc::new(osprey_pipeline::Context {
+                client_addr: client,
+                ..Default::default()
+            });
+        }
         match consumer.consume(batch).await {
             Ok(()) => {
                 self.stats

@@ -14,18 +14,27 @@ impl TraceIngest {
         }
     }
 
-    pub async fn export_metrics(&self, req: MetricsRequest) -> Result<ExportOutcome, IngestError> {
-        pass_on(self.metrics.as_ref(), Payload::Metrics(req)).await
+    pub async fn export_metrics(
+        &self,
+        req: MetricsRequest,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<ExportOutcome, IngestError> {
+        pass_on(self.metrics.as_ref(), Payload::Metrics(req), client).await
     }
 
-    pub async fn export_logs(&self, req: LogsRequest) -> Result<ExportOutcome, IngestError> {
-        pass_on(self.logs.as_ref(), Payload::Logs(req)).await
+    pub async fn export_logs(
+        &self,
+        req: LogsRequest,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<ExportOutcome, IngestError> {
+        pass_on(self.logs.as_ref(), Payload::Logs(req), client).await
     }
 }
 
 async fn pass_on(
     consumer: Option<&SharedConsumer>,
     payload: Payload,
+    client: Option<std::net::IpAddr>,
 ) -> Result<ExportOutcome, IngestError> {
     let signal = payload.signal();
     let Some(consumer) = consumer else {
@@ -38,7 +47,14 @@ async fn pass_on(
     if payload.is_empty() {
         return Ok(ExportOutcome::default());
     }
-    match consumer.consume(Batch::from_payload(payload)).await {
+    let mut batch = Batch::from_payload(payload);
+    if client.is_some() {
+        batch.context = std::sync::Arc::new(osprey_pipeline::Context {
+            client_addr: client,
+            ..Default::default()
+        });
+    }
+    match consumer.consume(batch).await {
         Ok(()) => Ok(ExportOutcome {
             accepted: items,
             ..Default::default()
