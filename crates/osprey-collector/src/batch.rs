@@ -4,8 +4,10 @@
 //!
 //! Unlike the Go Collector, which acknowledges data as soon as it is buffered (and loses it on a
 //! crash), Osprey acknowledges a request only when the batch holding it was taken by the next
-//! component: a receiver's "ok" still means the data is safe, at the cost of at most `timeout`
-//! added latency per request.
+//! component: a receiver's "ok" still means the data is safe. Because clients then wait for the
+//! batch, a batch is also sent once no new request arrived for [`IDLE`]: when every sender is
+//! waiting, waiting longer only adds latency (a single SDK exporter sends one request at a
+//! time, and would otherwise wait `timeout` for each).
 
 use crate::split;
 use osprey_pipeline::{
@@ -57,6 +59,9 @@ impl BatchConfig {
     }
 }
 
+/// Send a partial batch once no request arrived for this long.
+pub const IDLE: Duration = Duration::from_millis(3);
+
 type Waiter = oneshot::Sender<Result<(), ConsumeError>>;
 type GroupKey = Vec<(String, Vec<String>)>;
 
@@ -65,6 +70,8 @@ struct Pending {
     items: usize,
     waiters: Vec<Waiter>,
     generation: u64,
+    /// Requests appended to the current batch (to tell an idle batch).
+    arrivals: u64,
     context: Arc<Context>,
 }
 
@@ -116,10 +123,12 @@ impl BatchProcessor {
         }
     }
 
-    fn take(&self, key: &GroupKey, generation: Option<u64>) -> Option<Pending> {
+    /// Takes the group's batch if it is still generation `generation` (and, with `arrivals`,
+    /// if no request was added since).
+    fn take(&self, key: &GroupKey, generation: u64, arrivals: Option<u64>) -> Option<Pending> {
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         let p = groups.get(key)?;
-        if generation.is_some_and(|g| g != p.generation) {
+        if p.generation != generation || arrivals.is_some_and(|a| a != p.arrivals) {
             return None;
         }
         groups.remove(key)
@@ -133,6 +142,7 @@ impl Consumer for BatchProcessor {
         let items = batch.item_count();
         let (tx, rx) = oneshot::channel();
         let mut start_timer = None;
+        let mut idle_check = None;
         let full = {
             let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
             if !groups.contains_key(&key)
@@ -156,6 +166,7 @@ impl Consumer for BatchProcessor {
                 items: 0,
                 waiters: vec![],
                 generation: 0,
+                arrivals: 0,
                 context,
             });
             match p.payload.as_mut() {
@@ -175,25 +186,37 @@ impl Consumer for BatchProcessor {
                 }
             }
             p.items += items;
+            p.arrivals += 1;
             p.waiters.push(tx);
             if self.config.send_batch_size > 0 && p.items >= self.config.send_batch_size {
                 start_timer = None;
                 groups.remove(&key)
             } else {
+                idle_check = Some((p.generation, p.arrivals));
                 None
             }
         };
         if let Some(taken) = full {
             self.flush(taken).await;
-        } else if let (Some(generation), Some(me)) = (start_timer, self.me.upgrade()) {
-            let timeout = self.config.timeout;
-            let key = key.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                if let Some(taken) = me.take(&key, Some(generation)) {
-                    me.flush(taken).await;
-                }
-            });
+        } else if let Some(me) = self.me.upgrade() {
+            if let Some(generation) = start_timer {
+                let (me, key, timeout) = (me.clone(), key.clone(), self.config.timeout);
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    if let Some(taken) = me.take(&key, generation, None) {
+                        me.flush(taken).await;
+                    }
+                });
+            }
+            if let Some((generation, arrivals)) = idle_check {
+                let key = key.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(IDLE).await;
+                    if let Some(taken) = me.take(&key, generation, Some(arrivals)) {
+                        me.flush(taken).await;
+                    }
+                });
+            }
         }
         rx.await
             .unwrap_or_else(|_| Err(ConsumeError::Unavailable("batch processor stopped".into())))
@@ -245,6 +268,21 @@ mod tests {
         got.sort();
         assert_eq!(got.iter().sum::<usize>(), 26);
         assert!(got.iter().all(|&n| n <= 12), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_a_batch() {
+        let sink = Arc::new(Sink::default());
+        let cfg = BatchConfig {
+            timeout: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let p = BatchProcessor::new(cfg, sink.clone());
+        // Both arrive before either is acknowledged; the idle flush sends them together
+        // long before the hour-long timeout.
+        let (a, b) = tokio::join!(p.consume(spans(3)), p.consume(spans(4)));
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(*sink.0.lock().unwrap(), vec![7]);
     }
 
     #[tokio::test]
