@@ -23,7 +23,7 @@ STOP_TIMEOUT = 30
 
 
 def seed_collector_config() -> dict:
-    """The `config` of the seed's OpenTelemetryCollector (collector-fixed.yaml), parsed."""
+    """The `config` of the seed's OpenTelemetryCollector (collector-fixed.yaml; a copy is in tests/e2e/fixtures for clones outside the workspace). parsed."""
     here = Path(__file__).resolve()
     for parent in here.parents:
         seed = parent / "shared" / "seed" / "examples" / "collector-fixed.yaml"

@@ -919,7 +919,9 @@ def test_query_over_the_time_limit_is_cancelled(make_server):
         assert e.sqlstate == "57014", \
             f"SQLSTATE {e.sqlstate} ({type(e).__name__}), want 57014 query_canceled: {e}"
         assert re.search(r"time limit|timeout|cancel", str(e), re.I), str(e)
-        assert took < 20, f"cancelled after {took:.1f}s with --query-timeout=1s"
+        # 57014 above proves the timeout fired; this only guards against a hang (a loaded
+        # machine has been seen to take 22 s to reach the next cancellation point).
+        assert took < 120, f"cancelled after {took:.1f}s with --query-timeout=1s"
         assert c.execute("SELECT 1").fetchone() == (1,), "the connection should stay usable"
     assert server.healthy()
 
