@@ -35,12 +35,24 @@ pub fn render(runs: &[Run], args: &CollectorArgs, rotel_version: Option<&str>) -
             r.refused
         );
     }
-    let find = |who: &str, scenario: &str| runs.iter().find(|r| r.subject.starts_with(who) && r.scenario.starts_with(scenario));
+    let find = |who: &str, scenario: &str| {
+        runs.iter()
+            .find(|r| r.subject.starts_with(who) && r.scenario.starts_with(scenario))
+    };
     let _ = writeln!(s, "\nAgainst the targets:\n");
-    for (scenario, label) in [("max rate, batch", "batch"), ("max rate, pass-through", "pass-through")] {
+    for (scenario, label) in [
+        ("max rate, batch", "batch"),
+        ("max rate, pass-through", "pass-through"),
+    ] {
         if let Some(o) = find("osprey", scenario) {
             let vs = find("rotel", scenario)
-                .map(|r| format!("; Rotel {:.0} spans/s/core, so Osprey is at {:.2}x", r.per_core(), o.per_core() / r.per_core().max(1e-9)))
+                .map(|r| {
+                    format!(
+                        "; Rotel {:.0} spans/s/core, so Osprey is at {:.2}x",
+                        r.per_core(),
+                        o.per_core() / r.per_core().max(1e-9)
+                    )
+                })
                 .unwrap_or_default();
             let _ = writeln!(s, "- {label}: Osprey {:.0} spans/s per core{vs}. Target 1M spans/s/core on pass-through: {}.", o.per_core(), if o.per_core() >= 1e6 { "met" } else { "not met" });
         }
