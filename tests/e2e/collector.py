@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from conftest import free_port
+from conftest import ChildProcess, free_port
 
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 30
@@ -35,7 +34,9 @@ def seed_collector_config() -> dict:
     return yaml.safe_load(cr["spec"]["config"])
 
 
-class Collector:
+class Collector(ChildProcess):
+    name = "collector"
+
     def __init__(self, binary: Path, workdir: Path, config, extra_args=()):
         self.binary = binary
         self.workdir = workdir
@@ -88,37 +89,7 @@ class Collector:
         return self
 
     def wait_ready(self, timeout=READY_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                raise AssertionError(f"collector exited with {code} before ready:\n{self.log_tail()}")
-            try:
-                if requests.get(self.telemetry + "/metrics", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"collector /metrics not up after {timeout}s:\n{self.log_tail()}")
-            time.sleep(0.1)
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        if self.running():
-            os.kill(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-
-    def stop(self) -> int:
-        if self.running():
-            os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            raise AssertionError(f"collector did not exit within {STOP_TIMEOUT}s of SIGTERM")
+        self.wait_ready_url(self.telemetry + "/metrics", timeout)
 
     def metrics(self) -> dict[str, float]:
         """Samples of /metrics keyed by `name{labels}` exactly as exposed."""
@@ -148,8 +119,6 @@ class Collector:
         except OSError:
             return ""
 
-    def log_tail(self, lines=150) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 def run_validate(binary: Path, *config_paths: Path, env=None) -> subprocess.CompletedProcess:

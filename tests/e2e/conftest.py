@@ -61,7 +61,58 @@ def wait_until(fn, timeout=30.0, interval=0.2, what="condition"):
         time.sleep(interval)
 
 
-class Server:
+class ChildProcess:
+    """What `osprey up` and `osprey collector` under test share: a child process with a log
+    file (`self.proc`, `self.log_path`, `self.name`), polled readiness, SIGTERM/SIGKILL."""
+
+    name = "osprey"
+    proc: subprocess.Popen | None = None
+    log_path: Path
+
+    def wait_ready_url(self, url: str, timeout: float):
+        """Polls `url` until it answers 200; fails at once if the process exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise AssertionError(f"{self.name} exited with {code} before ready:\n{self.log_tail()}")
+            try:
+                if requests.get(url, timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} not 200 after {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            raise AssertionError(f"{self.name} did not exit within {STOP_TIMEOUT}s of SIGTERM")
+
+    def log_tail(self, lines=150) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class Server(ChildProcess):
     """One `osprey up` process. Ports and data dir stay the same across restart()."""
 
     def __init__(self, binary: Path, workdir: Path, args=()):
@@ -149,39 +200,7 @@ class Server:
         return self
 
     def wait_ready(self, timeout=READY_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                raise AssertionError(f"osprey exited with {code} before ready:\n{self.log_tail()}")
-            try:
-                if requests.get(self.api + "/readyz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"/readyz not 200 after {timeout}s:\n{self.log_tail()}")
-            time.sleep(0.1)
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        if self.running():
-            os.kill(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-
-    def stop(self) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        assert self.proc is not None
-        if self.running():
-            os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            raise AssertionError(f"osprey did not exit within {STOP_TIMEOUT}s of SIGTERM")
+        self.wait_ready_url(self.api + "/readyz", timeout)
 
     def restart(self) -> "Server":
         if self.running():
@@ -216,11 +235,6 @@ class Server:
                 return int(line.split()[1])
         raise AssertionError(f"{field} not in /proc/{self.pid}/status")
 
-    def log_tail(self, lines=150) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 # ---------------------------------------------------------------- fixtures
