@@ -1,17 +1,18 @@
 //! Processors of the collector pipeline that look at or change the data itself, with the
 //! OpenTelemetry Collector(-contrib) components' config keys, defaults and semantics:
-//! `attributes`, `resource`, `filter`, `probabilistic_sampler` and `tail_sampling`. Each is
+//! `attributes`, `resource`, `filter`, `probabilistic_sampler`, `tail_sampling` and
+//! `k8sattributes` (also under its newer name `k8s_attributes`). Each is
 //! a [`osprey_pipeline::Consumer`] that hands what it keeps to the next consumer; the data
 //! transformations are plain functions over the OTLP requests.
 //!
 //! The pipeline builder uses [`build`] / [`build_for`] (construct), [`validate`] (check a
-//! config without building) and [`signals`] (which pipelines a type supports). Not
-//! implemented: `k8sattributes`.
+//! config without building) and [`signals`] (which pipelines a type supports).
 
 pub mod attraction;
 pub mod attributes;
 pub mod attrs;
 pub mod filter;
+pub mod k8s;
 pub mod matching;
 pub mod ottl;
 pub mod probabilistic;
@@ -23,6 +24,7 @@ pub(crate) mod testutil;
 
 pub use attributes::{AttributesConfig, AttributesProcessor};
 pub use filter::{FilterConfig, FilterProcessor};
+pub use k8s::{K8sAttributesConfig, K8sAttributesProcessor};
 pub use probabilistic::{ProbabilisticSamplerConfig, ProbabilisticSamplerProcessor};
 pub use resource::{ResourceConfig, ResourceProcessor};
 pub use tail::{TailSamplingConfig, TailSamplingProcessor};
@@ -38,7 +40,7 @@ fn base(type_name: &str) -> &str {
 /// The pipeline signals a processor type supports (empty: not a type of this crate).
 pub fn signals(type_name: &str) -> &'static [Signal] {
     match base(type_name) {
-        "attributes" | "resource" => &Signal::ALL,
+        "attributes" | "resource" | "k8sattributes" | "k8s_attributes" => &Signal::ALL,
         "filter" => &[Signal::Traces, Signal::Logs],
         "probabilistic_sampler" | "tail_sampling" => &[Signal::Traces],
         _ => &[],
@@ -56,13 +58,16 @@ pub fn validate(type_name: &str, config: &serde_yaml::Value) -> Option<Result<()
             decode_config::<ProbabilisticSamplerConfig>(config).and_then(|c| c.validate())
         }
         "tail_sampling" => decode_config::<TailSamplingConfig>(config).and_then(|c| c.validate()),
+        "k8sattributes" | "k8s_attributes" => {
+            decode_config::<K8sAttributesConfig>(config).and_then(|c| c.validate())
+        }
         _ => return None,
     })
 }
 
 /// Builds processor `type_name` in front of `next`; `None` when the type is not one of this
 /// crate's. Must be called within a tokio runtime for `tail_sampling` to tick (its ticker
-/// starts with the first batch).
+/// starts with the first batch) and for `k8sattributes` (which starts its API watchers).
 pub fn build(
     type_name: &str,
     config: &serde_yaml::Value,
@@ -82,6 +87,9 @@ pub fn build(
         }
         "tail_sampling" => {
             arc(decode_config(config).and_then(|c| TailSamplingProcessor::new(c, next)))
+        }
+        "k8sattributes" | "k8s_attributes" => {
+            arc(decode_config(config).and_then(|c| K8sAttributesProcessor::new(c, next)))
         }
         _ => return None,
     })
@@ -126,7 +134,15 @@ mod tests {
     fn dispatch() {
         let next: SharedConsumer = Arc::new(testutil::Sink::default());
         let yaml = |s: &str| serde_yaml::from_str::<serde_yaml::Value>(s).unwrap();
-        assert!(build("k8sattributes", &serde_yaml::Value::Null, next.clone()).is_none());
+        assert!(build("k8s_tagger", &serde_yaml::Value::Null, next.clone()).is_none());
+        assert!(build(
+            "k8sattributes/agent",
+            &yaml("passthrough: true"),
+            next.clone()
+        )
+        .unwrap()
+        .is_ok());
+        assert_eq!(signals("k8s_attributes"), &Signal::ALL);
         assert!(signals("batch").is_empty());
         assert_eq!(signals("tail_sampling/x"), &[Signal::Traces]);
         assert!(build(
