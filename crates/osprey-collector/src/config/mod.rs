@@ -82,6 +82,16 @@ impl Source {
             text.push(' ');
             text.push_str(value);
             (arg.to_string(), text)
+        } else if let Some(var) = arg.strip_prefix("env:") {
+            // The Collector's env provider: the whole config in one variable (the operator's
+            // sidecars pass `--config=env:OTEL_CONFIG`).
+            let text = env.get(var).ok_or_else(|| {
+                LoadError::new(
+                    "",
+                    format!("--config {arg}: environment variable {var} is not set"),
+                )
+            })?;
+            (arg.to_string(), text)
         } else {
             let path = arg.strip_prefix("file:").unwrap_or(arg);
             let text = std::fs::read_to_string(Path::new(path)).map_err(|e| LoadError {
@@ -153,4 +163,23 @@ pub fn load(args: &[String], env: &dyn expand::Env) -> Result<Config, LoadError>
 /// Parses one config text (tests, the operator's validation of a CR's `config` string).
 pub fn parse_str(name: &str, text: &str, env: &dyn expand::Env) -> Result<Config, LoadError> {
     Config::from_sources(vec![Source::parse(name, text, env)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn env_source_reads_the_whole_config_from_a_variable() {
+        let env: HashMap<String, String> = [(
+            "OTEL_CONFIG".to_string(),
+            "receivers:\n  otlp:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n".to_string(),
+        )]
+        .into();
+        let source = Source::load("env:OTEL_CONFIG", &env).expect("loads");
+        assert!(source.value.get("receivers").is_some());
+        let err = Source::load("env:MISSING", &env).expect_err("unset");
+        assert!(err.to_string().contains("MISSING"), "{err}");
+    }
 }
