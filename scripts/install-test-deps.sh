@@ -53,6 +53,9 @@ if [ ! -f "$LEGACY_STAMP" ] || [ "$(cat "$LEGACY_STAMP")" != "$legacy_want" ] \
     echo "$legacy_want" > "$LEGACY_STAMP"
 fi
 
+# Auto-instrumentation payloads (PyPI/npm) and the demo venv, for tests/e2e/test_operator_podsim.py.
+scripts/build-autoinstrumentation.sh
+
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
     && "$VENV/bin/python" -c 'import pytest, requests, grpc, psycopg, opentelemetry.sdk, opentelemetry.proto, opentelemetry.exporter.zipkin.json' 2>/dev/null; then

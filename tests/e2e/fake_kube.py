@@ -1,27 +1,85 @@
 """A small fake Kubernetes API server for end-to-end tests of Osprey's Kubernetes clients
-(no real API server can run here). It serves what kube-rs clients ask for: collection GETs
-(`/api/v1/pods`, `/api/v1/namespaces/{ns}/pods`, `/apis/{group}/{version}/...`) as `<Kind>List`
-documents with a resourceVersion, object GETs, and watches (`?watch=true`), which it holds open
-(sending ADDED events for objects added later) until the server stops. It also writes a
-kubeconfig pointing at itself.
+(no real API server can run here). It keeps objects in memory per collection path
+(`/api/v1/pods`, `/apis/apps/v1/deployments`, ...) and serves what kube-rs clients ask for:
 
-Shapes follow the Kubernetes API conventions (api-concepts: list responses carry
-`metadata.resourceVersion`; watch streams are newline-delimited JSON `{"type", "object"}`).
+- GET of a collection (all namespaces or one) as a `<Kind>List` with a resourceVersion, GET of
+  one object, and watches (`?watch=true`): newline-delimited `{"type", "object"}` events
+  (ADDED / MODIFIED / DELETED) after the requested resourceVersion, held open until the server
+  stops;
+- POST (create; 409 AlreadyExists), PUT (replace), DELETE, and PATCH of an object or of its
+  `/status`: server-side apply (`application/apply-patch+yaml`: the object is upserted, the
+  applied fields merged over the stored ones), JSON merge patch and strategic merge patch
+  (treated as a JSON merge patch), and JSON patch (RFC 6902 add/replace/remove).
+
+It records every request, and writes a kubeconfig pointing at itself. Shapes follow the
+Kubernetes API conventions (api-concepts); nothing here checks schemas or admission.
 """
 from __future__ import annotations
 
+import copy
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import yaml
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def _pointer(doc, path: str):
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+    parent = doc
+    for p in parts[:-1]:
+        parent = parent[int(p)] if isinstance(parent, list) else parent[p]
+    return parent, parts[-1]
+
+
+def json_patch(doc, ops):
+    """RFC 6902 add / replace / remove / test (enough for Kubernetes clients)."""
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        parent, key = _pointer(doc, op["path"])
+        kind = op["op"]
+        if isinstance(parent, list):
+            idx = len(parent) if key == "-" else int(key)
+            if kind == "add":
+                parent.insert(idx, op["value"])
+            elif kind == "replace":
+                parent[idx] = op["value"]
+            elif kind == "remove":
+                del parent[idx]
+            elif kind == "test":
+                assert parent[idx] == op["value"], f"json patch test failed at {op['path']}"
+        else:
+            if kind in ("add", "replace"):
+                parent[key] = op["value"]
+            elif kind == "remove":
+                del parent[key]
+            elif kind == "test":
+                assert parent.get(key) == op["value"], f"json patch test failed at {op['path']}"
+    return doc
+
 
 class FakeKube:
     def __init__(self):
-        # collection path without namespace, e.g. "/api/v1/pods" -> list of objects
         self.objects: dict[str, list[dict]] = {}
+        self.events: list[tuple[int, str, str, dict]] = []  # (rv, type, collection, object)
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[tuple[str, str, object]] = []  # (method, path, parsed body)
         self.resource_version = 100
         self._lock = threading.Condition()
         self._stopping = False
@@ -34,7 +92,19 @@ class FakeKube:
                 pass
 
             def do_GET(self):
-                fake._get(self)
+                fake._handle(self, "GET")
+
+            def do_POST(self):
+                fake._handle(self, "POST")
+
+            def do_PUT(self):
+                fake._handle(self, "PUT")
+
+            def do_PATCH(self):
+                fake._handle(self, "PATCH")
+
+            def do_DELETE(self):
+                fake._handle(self, "DELETE")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -45,13 +115,35 @@ class FakeKube:
 
     # ------------------------------------------------------------------ objects
 
-    def add(self, collection: str, obj: dict):
+    def _record(self, kind: str, collection: str, obj: dict):
+        """Bumps the resourceVersion and logs a watch event (lock held)."""
+        self.resource_version += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.resource_version)
+        self.events.append((self.resource_version, kind, collection, copy.deepcopy(obj)))
+        self._lock.notify_all()
+
+    def add(self, collection: str, obj: dict) -> dict:
         """Adds `obj` to `collection` (e.g. "/api/v1/pods"); open watches see ADDED."""
         with self._lock:
-            self.resource_version += 1
-            obj.setdefault("metadata", {})["resourceVersion"] = str(self.resource_version)
+            meta = obj.setdefault("metadata", {})
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", "2026-11-26T00:00:00Z")
+            meta.setdefault("generation", 1)
             self.objects.setdefault(collection, []).append(obj)
-            self._lock.notify_all()
+            self._record("ADDED", collection, obj)
+            return obj
+
+    def find(self, collection: str, namespace: str | None, name: str) -> dict | None:
+        for o in self.objects.get(collection, []):
+            meta = o.get("metadata", {})
+            if meta.get("name") == name and (namespace is None
+                                             or meta.get("namespace") == namespace):
+                return o
+        return None
+
+    def list(self, collection: str, namespace: str | None = None) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._matching(collection, namespace))
 
     def stop(self):
         with self._lock:
@@ -73,48 +165,104 @@ class FakeKube:
     # ------------------------------------------------------------------ HTTP
 
     @staticmethod
-    def _split(path: str) -> tuple[str, str | None, str | None]:
-        """("/api/v1/pods", namespace or None, name or None) for a request path."""
+    def _split(path: str):
+        """(collection, namespace, name, subresource) for a request path."""
         parts = path.strip("/").split("/")
         prefix_len = 2 if parts[0] == "api" else 3  # api/v1 or apis/group/version
         prefix, rest = parts[:prefix_len], parts[prefix_len:]
         namespace = None
-        if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) != 2:
+        if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
-        elif len(rest) == 2 and rest[0] == "namespaces":
-            # GET /api/v1/namespaces/{name}: the namespace object itself
-            return "/" + "/".join(prefix + ["namespaces"]), None, rest[1]
         collection = "/" + "/".join(prefix + rest[:1])
         name = rest[1] if len(rest) > 1 else None
-        return collection, namespace, name
+        sub = rest[2] if len(rest) > 2 else None
+        return collection, namespace, name, sub
 
     def _matching(self, collection, namespace):
         return [o for o in self.objects.get(collection, [])
                 if namespace is None or o.get("metadata", {}).get("namespace") == namespace]
 
-    def _get(self, h: BaseHTTPRequestHandler):
+    @staticmethod
+    def _status(code: int, reason: str, message: str) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "reason": reason, "code": code, "message": message}
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str):
         url = urlparse(h.path)
         query = parse_qs(url.query)
-        self.requests.append(("GET", h.path))
+        self.requests.append((method, h.path))
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip()
+        body = None
+        if raw:
+            body = yaml.safe_load(raw) if "yaml" in ctype else json.loads(raw)
+        self.bodies.append((method, h.path, body))
         try:
-            collection, namespace, name = self._split(url.path)
+            collection, namespace, name, sub = self._split(url.path)
         except IndexError:
-            return self._send(h, 404, {"kind": "Status", "status": "Failure", "code": 404})
-        if name is not None:
-            for o in self._matching(collection, namespace):
-                if o["metadata"].get("name") == name:
-                    return self._send(h, 200, o)
-            return self._send(h, 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                       "reason": "NotFound", "code": 404,
-                                       "message": f"{name} not found"})
-        if query.get("watch", ["false"])[0] in ("true", "1"):
+            return self._send(h, 404, self._status(404, "NotFound", "bad path"))
+        if method == "GET" and name is None and query.get("watch", ["false"])[0] in ("true", "1"):
             return self._watch(h, collection, namespace, query)
         with self._lock:
-            items = self._matching(collection, namespace)
-            rv = str(self.resource_version)
-        kind = items[0].get("kind", "Object") if items else "Object"
-        self._send(h, 200, {"kind": f"{kind}List", "apiVersion": "v1",
-                            "metadata": {"resourceVersion": rv}, "items": items})
+            code, out = self._apply(method, collection, namespace, name, sub, body, ctype)
+        self._send(h, code, out)
+
+    def _apply(self, method, collection, namespace, name, sub, body, ctype):
+        if method == "GET":
+            if name is None:
+                items = self._matching(collection, namespace)
+                kind = items[0].get("kind", "Object") if items else "Object"
+                return 200, {"kind": f"{kind}List", "apiVersion": "v1",
+                             "metadata": {"resourceVersion": str(self.resource_version)},
+                             "items": items}
+            obj = self.find(collection, namespace, name)
+            if obj is None:
+                return 404, self._status(404, "NotFound", f"{collection} {name} not found")
+            return 200, obj
+        if method == "POST":
+            meta = body.setdefault("metadata", {})
+            if namespace:
+                meta.setdefault("namespace", namespace)
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            if self.find(collection, meta.get("namespace"), meta.get("name")) is not None:
+                return 409, self._status(409, "AlreadyExists", f"{meta.get('name')} exists")
+            return 201, self.add(collection, body)  # the lock is re-entrant
+        obj = self.find(collection, namespace, name)
+        if method == "DELETE":
+            if obj is None:
+                return 404, self._status(404, "NotFound", f"{name} not found")
+            self.objects[collection].remove(obj)
+            self._record("DELETED", collection, obj)
+            return 200, obj
+        if method == "PUT":
+            if obj is None:
+                return 404, self._status(404, "NotFound", f"{name} not found")
+            obj.clear()
+            obj.update(body)
+            self._record("MODIFIED", collection, obj)
+            return 200, obj
+        # PATCH
+        if obj is None:
+            if ctype != "application/apply-patch+yaml" or sub is not None:
+                return 404, self._status(404, "NotFound", f"{collection} {name} not found")
+            body.setdefault("metadata", {}).setdefault("namespace", namespace)
+            if namespace is None:
+                body["metadata"].pop("namespace", None)
+            return 200, self.add(collection, body)
+        if ctype == "application/json-patch+json":
+            new = json_patch(obj, body)
+        else:  # apply, merge and strategic merge patches: merged over the stored object
+            if sub == "status":
+                body = {"status": body.get("status")}
+            new = merge_patch(obj, body)
+        if new.get("spec") != obj.get("spec"):
+            new["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
+        obj.clear()
+        obj.update(new)
+        self._record("MODIFIED", collection, obj)
+        return 200, obj
 
     def _watch(self, h, collection, namespace, query):
         since = int(query.get("resourceVersion", ["0"])[0] or 0)
@@ -122,21 +270,21 @@ class FakeKube:
         h.send_header("Content-Type", "application/json")
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
-        sent: set[int] = set()
         try:
             while True:
                 with self._lock:
-                    fresh = [o for o in self._matching(collection, namespace)
-                             if int(o["metadata"]["resourceVersion"]) > since
-                             and id(o) not in sent]
+                    fresh = [(rv, kind, o) for rv, kind, c, o in self.events
+                             if rv > since and c == collection
+                             and (namespace is None
+                                  or o.get("metadata", {}).get("namespace") == namespace)]
                     if not fresh:
                         if self._stopping:
                             break
                         self._lock.wait(timeout=1.0)
                         continue
-                for o in fresh:
-                    sent.add(id(o))
-                    line = (json.dumps({"type": "ADDED", "object": o}) + "\n").encode()
+                for rv, kind, o in fresh:
+                    since = rv
+                    line = (json.dumps({"type": kind, "object": o}) + "\n").encode()
                     h.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
                     h.wfile.flush()
             h.wfile.write(b"0\r\n\r\n")

@@ -13,6 +13,10 @@ pub struct CollectorArgs {
         value_delimiter = ','
     )]
     config: Vec<String>,
+    /// The Go Collector's feature gates: accepted so that upstream manifests (an
+    /// OpenTelemetryCollector's `spec.args`) start, and ignored with a warning
+    #[arg(long = "feature-gates", global = true, value_name = "GATES")]
+    feature_gates: Vec<String>,
     #[command(subcommand)]
     action: Option<Action>,
 }
@@ -24,6 +28,9 @@ enum Action {
 }
 
 pub async fn run(args: CollectorArgs) -> Result<()> {
+    for gates in &args.feature_gates {
+        tracing::warn!(feature_gates = %gates, "--feature-gates is the Go Collector's; osprey has none and ignores it");
+    }
     if args.config.is_empty() {
         return Err(anyhow!(
             "--config FILE is required (an OpenTelemetry Collector YAML file)"

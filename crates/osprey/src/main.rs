@@ -3,6 +3,9 @@
 
 mod collector;
 mod config;
+mod doctor;
+mod inject;
+mod operator;
 mod sql;
 mod up;
 
@@ -41,8 +44,12 @@ enum Command {
     },
     /// Run OpenTelemetry Collector pipelines from Collector YAML (`validate` only checks it)
     Collector(collector::CollectorArgs),
-    /// The Kubernetes operator (not built yet)
-    Operator,
+    /// The Kubernetes operator: reconciles OpenTelemetryCollectors, serves the pod webhook
+    Operator(operator::OperatorArgs),
+    /// List annotated pods that are not (or not currently) instrumented; `--rollout` restarts them
+    Doctor(doctor::DoctorArgs),
+    /// Print a pod as the operator's webhook would mutate it (auto-instrumentation, sidecar)
+    Inject(inject::InjectArgs),
     /// Install the whole stack into the current kube context (not built yet)
     Install {
         #[arg(long)]
@@ -80,7 +87,9 @@ async fn main() -> std::process::ExitCode {
         Command::Loadgen(a) => osprey_bench::run_loadgen(a).await.map(|_| ()),
         Command::Bench { command } => osprey_bench::bench::run(command).await,
         Command::Collector(a) => collector::run(a).await,
-        Command::Operator => not_built("operator"),
+        Command::Operator(a) => operator::run(a).await,
+        Command::Doctor(a) => doctor::run(a).await,
+        Command::Inject(a) => inject::run(a),
         Command::Install { .. } => not_built("install"),
     };
     match res {
