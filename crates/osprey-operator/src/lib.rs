@@ -7,9 +7,9 @@
 //! kube-rs and are tested against a fake API server.
 
 pub mod certs;
-pub mod crd;
 pub mod collector;
 pub mod controller;
+pub mod crd;
 pub mod doctor;
 pub mod inject;
 pub mod webhook;

@@ -133,9 +133,13 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
         }
         cfg.inject.native_sidecars = args.native_sidecars;
         cfg.inject.languages.go = args.enable_go_instrumentation;
-        let hook = webhook::Webhook::bind(cfg, resolver, Cluster::Api(client.clone()), stop.clone())
-            .await?;
-        eprintln!("osprey operator: pod webhook on https://{}", hook.local_addr());
+        let hook =
+            webhook::Webhook::bind(cfg, resolver, Cluster::Api(client.clone()), stop.clone())
+                .await?;
+        eprintln!(
+            "osprey operator: pod webhook on https://{}",
+            hook.local_addr()
+        );
         tasks.spawn(async move { hook.run().await.map_err(|e| anyhow!(e)) });
     }
     if !args.no_controller {

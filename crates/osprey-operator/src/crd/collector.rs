@@ -3,12 +3,12 @@
 //! so existing manifests apply unchanged; `config` is the collector YAML as a string.
 
 use super::schema::preserve_unknown_object;
+use k8s_openapi::api::apps::v1::{DaemonSetUpdateStrategy, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvFromSource, EnvVar, Lifecycle, PersistentVolumeClaim,
-    PodDNSConfig, PodSecurityContext, ResourceRequirements, SecurityContext, Toleration,
+    Affinity, Container, EnvFromSource, EnvVar, Lifecycle, PersistentVolumeClaim, PodDNSConfig,
+    PodSecurityContext, ResourceRequirements, SecurityContext, Toleration,
     TopologySpreadConstraint, Volume, VolumeMount,
 };
-use k8s_openapi::api::apps::v1::{DaemonSetUpdateStrategy, DeploymentStrategy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -118,12 +118,35 @@ pub struct ConfigMapMount {
         status_replicas_path = ".status.scale.replicas",
         label_selector_path = ".status.scale.selector"
     ),
-    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode", description = "Deployment Mode"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.version", description = "OpenTelemetry Version"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.scale.statusReplicas"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Mode",
+        type_ = "string",
+        json_path = ".spec.mode",
+        description = "Deployment Mode"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.version",
+        description = "OpenTelemetry Version"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.scale.statusReplicas"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     printcolumn(name = "Image", type_ = "string", json_path = ".status.image"),
-    printcolumn(name = "Management", type_ = "string", json_path = ".spec.managementState", description = "Management State")
+    printcolumn(
+        name = "Management",
+        type_ = "string",
+        json_path = ".spec.managementState",
+        description = "Management State"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OpenTelemetryCollectorSpec {

@@ -81,9 +81,17 @@ pub struct Sampler {
 /// TLS material for the exporter; the Secret and ConfigMap live in the pod's namespace.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ExporterTls {
-    #[serde(default, rename = "secretName", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "secretName",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub secret_name: Option<String>,
-    #[serde(default, rename = "configMapName", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "configMapName",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub config_map_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
@@ -107,7 +115,11 @@ pub struct Exporter {
 pub struct Resource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_attributes: Option<BTreeMap<String, String>>,
-    #[serde(default, rename = "addK8sUIDAttributes", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "addK8sUIDAttributes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub add_k8s_uid_attributes: Option<bool>,
 }
 
@@ -167,7 +179,9 @@ pub struct LanguageSpec {
 impl LanguageSpec {
     /// The init container's resources, whichever key the manifest used.
     pub fn resources(&self) -> Option<&ResourceRequirements> {
-        self.resources.as_ref().or(self.resource_requirements.as_ref())
+        self.resources
+            .as_ref()
+            .or(self.resource_requirements.as_ref())
     }
 }
 
@@ -185,10 +199,22 @@ impl LanguageSpec {
     shortname = "otelinsts",
     namespaced,
     status = "InstrumentationStatus",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Endpoint", type_ = "string", json_path = ".spec.exporter.endpoint"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".spec.exporter.endpoint"
+    ),
     printcolumn(name = "Sampler", type_ = "string", json_path = ".spec.sampler.type"),
-    printcolumn(name = "Sampler Arg", type_ = "string", json_path = ".spec.sampler.argument")
+    printcolumn(
+        name = "Sampler Arg",
+        type_ = "string",
+        json_path = ".spec.sampler.argument"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InstrumentationSpec {

@@ -35,24 +35,37 @@ pub fn definitions_yaml() -> Result<String, serde_yaml::Error> {
 mod tests {
     use super::*;
 
-    const SEED_COLLECTOR: &str = include_str!("../../../../tests/e2e/fixtures/collector-fixed.yaml");
+    const SEED_COLLECTOR: &str =
+        include_str!("../../../../tests/e2e/fixtures/collector-fixed.yaml");
 
     #[test]
     fn crd_names_and_versions_are_upstreams() {
         let crds = definitions();
-        let names: Vec<_> = crds.iter().filter_map(|c| c.metadata.name.clone()).collect();
+        let names: Vec<_> = crds
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
         assert_eq!(
             names,
-            ["opentelemetrycollectors.opentelemetry.io", "instrumentations.opentelemetry.io"]
+            [
+                "opentelemetrycollectors.opentelemetry.io",
+                "instrumentations.opentelemetry.io"
+            ]
         );
         let collector = &crds[0].spec;
-        assert_eq!(collector.names.short_names.as_deref(), Some(&["otelcol".to_string(), "otelcols".to_string()][..]));
+        assert_eq!(
+            collector.names.short_names.as_deref(),
+            Some(&["otelcol".to_string(), "otelcols".to_string()][..])
+        );
         let version = &collector.versions[0];
         assert_eq!(version.name, "v1alpha1");
         assert!(version.served && version.storage);
         let sub = version.subresources.as_ref().expect("subresources");
         assert!(sub.status.is_some());
-        assert_eq!(sub.scale.as_ref().map(|s| s.spec_replicas_path.as_str()), Some(".spec.replicas"));
+        assert_eq!(
+            sub.scale.as_ref().map(|s| s.spec_replicas_path.as_str()),
+            Some(".spec.replicas")
+        );
     }
 
     #[test]
@@ -74,6 +87,11 @@ mod tests {
         .expect("instrumentation");
         let python = inst.spec.python.as_ref().expect("python");
         assert!(python.resources().is_some());
-        assert!(inst.spec.java.as_ref().and_then(|j| j.resources()).is_some());
+        assert!(inst
+            .spec
+            .java
+            .as_ref()
+            .and_then(|j| j.resources())
+            .is_some());
     }
 }
