@@ -111,7 +111,7 @@ fn objects<T: serde::de::DeserializeOwned>(paths: &[PathBuf], kind: &str) -> Res
                 .to_string();
             if found != kind {
                 bail!(
-                    "{}: document {} is a {found}, expected {kind}",
+                    "{}: document {} has kind {found}, expected {kind}",
                     path.display(),
                     i + 1
                 );
