@@ -11,6 +11,9 @@
 //!   drift (someone editing the Deployment) is corrected. Stale owned objects are deleted (see
 //!   [`prune`]); the status is patched only when it changed, so a second reconcile with no change
 //!   issues applies and nothing else.
+//! * An object the API server refuses stops the reconcile there: `status.messages` and a
+//!   Warning Event (reason `ApplyFailed`) name it with the server's message, and the error is
+//!   returned so the controller retries with backoff.
 //! * Deleting the CR deletes everything it owns through the owner references the objects carry
 //!   (Kubernetes' garbage collector); no finalizer is needed because every object is namespaced.
 

@@ -77,7 +77,17 @@ pub async fn reconcile(
     let mut objects = plan.objects;
     for obj in &mut objects {
         adopt(obj, &cr, &namespace);
-        let applied = apply(&ctx.client, &ctx.field_manager, obj).await?;
+        let applied = match apply(&ctx.client, &ctx.field_manager, obj).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                // Said on the CR (status + Event), then retried with the controller's backoff.
+                let (kind, name) = key(obj);
+                let message = format!("applying {kind} {name} failed: {err}");
+                tracing::warn!(collector = %cr.name_any(), %message, "retrying with backoff");
+                report(&cr, &ctx, "ApplyFailed", message).await?;
+                return Err(err);
+            }
+        };
         if is_workload(obj) {
             workload = Some(applied);
         }
@@ -101,8 +111,7 @@ fn is_workload(obj: &DynamicObject) -> bool {
 }
 
 /// Invalid config (or spec): leave every object as it is, say why in a Warning Event and on
-/// the status. Each distinct error is reported once (the status remembers it), so periodic
-/// requeues and the watch event of our own status write do not repeat the Event.
+/// the status.
 async fn report_invalid(
     cr: &OpenTelemetryCollector,
     ctx: &Context,
@@ -110,15 +119,31 @@ async fn report_invalid(
 ) -> Result<(), ControllerError> {
     tracing::warn!(collector = %cr.name_any(), namespace = cr.namespace().as_deref().unwrap_or(""),
         error = %err, "not applied; the running collector is left as it is");
-    let mut status = cr.status.clone().unwrap_or_default();
-    let kept = match status.applied_config_hash.as_deref() {
+    let kept = match cr
+        .status
+        .as_ref()
+        .and_then(|s| s.applied_config_hash.as_deref())
+    {
         Some(h) => format!(
             "the last good config ({}) keeps running",
             h.chars().take(8).collect::<String>()
         ),
         None => "nothing was created".to_string(),
     };
-    let message = format!("{err}; {kept}");
+    report(cr, ctx, err.reason(), format!("{err}; {kept}")).await
+}
+
+/// Puts `message` alone in `status.messages` and publishes it as a Warning Event with
+/// `reason`. Each distinct message is reported once (the status remembers it), so periodic
+/// requeues, backoff retries and the watch event of our own status write do not repeat the
+/// Event.
+async fn report(
+    cr: &OpenTelemetryCollector,
+    ctx: &Context,
+    reason: &str,
+    message: String,
+) -> Result<(), ControllerError> {
+    let mut status = cr.status.clone().unwrap_or_default();
     status.messages = Some(vec![message.clone()]);
     if cr.status.as_ref() == Some(&status) {
         // Already reported (the Event went out with the status change); nothing new to say.
@@ -126,7 +151,7 @@ async fn report_invalid(
     }
     let event = Event {
         type_: EventType::Warning,
-        reason: err.reason().to_string(),
+        reason: reason.to_string(),
         note: Some(truncate(&message, 1000)),
         action: "Reconcile".into(),
         secondary: None,

@@ -219,6 +219,52 @@ async fn invalid_config_touches_nothing_and_reports() {
 }
 
 #[tokio::test]
+async fn rejected_apply_is_reported_on_the_cr_and_retried() {
+    let deploy = "/apis/apps/v1/namespaces/shop/deployments/demo-collector";
+    let mut standard = standard(HashMap::new(), serde_json::to_value(cr()).unwrap());
+    let responder = move |s: &Seen| {
+        if s.method == "PATCH" && s.path == deploy {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "Invalid", "code": 422,
+                "message": "Deployment.apps \"demo-collector\" is invalid: spec.replicas: Invalid value: -1"});
+            return (422, status);
+        }
+        standard(s)
+    };
+    let (client, log) = fake_api::client(responder);
+    let ctx = Arc::new(Context::new(
+        client,
+        Arc::new(FakePlanner(Ok(desired()))),
+        "osprey-operator",
+    ));
+    let err = reconcile(Arc::new(cr()), ctx)
+        .await
+        .expect_err("the rejected apply fails the reconcile (so it is retried)");
+    assert!(err.to_string().contains("spec.replicas"), "{err}");
+    let seen = seen(&log);
+    let w = writes(&seen);
+    assert_eq!(w[3], ("PATCH".to_string(), deploy.to_string()));
+    assert_eq!(
+        w[4],
+        (
+            "POST".to_string(),
+            "/apis/events.k8s.io/v1/namespaces/shop/events".to_string()
+        )
+    );
+    assert_eq!(w[5], ("PATCH".to_string(), format!("{CR_PATH}/status")));
+    assert_eq!(w.len(), 6, "nothing is applied after the failure: {w:?}");
+    let event = seen.iter().find(|s| s.method == "POST").unwrap();
+    assert_eq!(event.body["reason"], "ApplyFailed");
+    let status = &seen.last().unwrap().body["status"];
+    let msg = status["messages"][0].as_str().unwrap();
+    assert!(
+        msg.starts_with("applying Deployment demo-collector failed:")
+            && msg.contains("spec.replicas"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
 async fn unmanaged_collector_issues_no_request() {
     let mut cr = cr();
     cr.spec.management_state = Some(ManagementState::Unmanaged);
