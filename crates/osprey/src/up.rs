@@ -241,7 +241,6 @@ struct Ops {
 
 fn ops_router(ops: Ops) -> Router {
     Router::new()
-        .route("/", get(|| async { "Osprey is running. SQL: POST /api/sql {\"sql\": \"select * from spans limit 10\"}. The web UI arrives in a later release.\n" }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
@@ -510,13 +509,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
             "Jaeger query API"
         ));
         say.push(format!("  {:<28} http://{a}/tempo", "Tempo API"));
+        say.push(format!("  {:<28} http://{a}/", "Web UI"));
         let app = osprey_query::http::router(engine.clone())
             .merge(osprey_query::jaeger::router(engine.clone()))
             .merge(osprey_query::tempo::router(engine.clone()))
             .merge(ops_router(Ops {
                 store: store.clone(),
                 ingest: ingest.clone(),
-            }));
+            }))
+            .merge(osprey_ui::router());
         let stop = shutdown_signal(&stop_rx);
         tasks.push(tokio::spawn(async move {
             axum::serve(l, app)

@@ -1,0 +1,90 @@
+// Services overview (`/`): per service request rate, error rate, p50/p95/p99 and trends.
+import {
+  query, timeWhere, bucketMs, bucketExpr, tsMs, SERVER_KINDS, IS_ERROR, h, a, link, card,
+  fmtRate, fmtPct, fmtMs, fmtNum, sortableTable, emptyState, colorFor,
+} from './lib.js';
+import { sparkline } from './charts.js';
+
+/** Requests are the SERVER and CONSUMER spans of a service; latency is their duration. */
+export function statsSql(range) {
+  const req = `case when ${SERVER_KINDS} then 1 else 0 end`;
+  const dur = `case when ${SERVER_KINDS} then duration_ms end`;
+  return `select service_name,
+    count(*) as spans,
+    sum(${req}) as requests,
+    sum(case when ${SERVER_KINDS} and ${IS_ERROR} then 1 else 0 end) as errors,
+    approx_percentile_cont(${dur}, 0.5) as p50,
+    approx_percentile_cont(${dur}, 0.95) as p95,
+    approx_percentile_cont(${dur}, 0.99) as p99
+  from spans where ${timeWhere(range)}
+  group by service_name`;
+}
+
+export async function render(el, ctx) {
+  const { range, q } = ctx;
+  const step = bucketMs(range, 30);
+  const [stats, buckets] = await Promise.all([
+    query(statsSql(range)),
+    query(`select service_name, ${bucketExpr(range, step)} as t,
+        sum(case when ${SERVER_KINDS} then 1 else 0 end) as requests,
+        sum(case when ${SERVER_KINDS} and ${IS_ERROR} then 1 else 0 end) as errors
+      from spans where ${timeWhere(range)} group by 1, 2`),
+  ]);
+  if (!ctx.alive()) return;
+  const secs = (range.end - range.start) / 1000;
+  const nb = Math.max(1, Math.ceil((range.end - range.start) / step));
+  const trend = new Map();
+  for (const b of buckets) {
+    const i = Math.floor((tsMs(b.t) - range.start) / step);
+    if (i < 0 || i >= nb) continue;
+    if (!trend.has(b.service_name)) trend.set(b.service_name, { req: new Array(nb).fill(0), err: new Array(nb).fill(0) });
+    const t = trend.get(b.service_name);
+    t.req[i] += b.requests;
+    t.err[i] += b.errors;
+  }
+  const rows = stats.map((r) => ({
+    ...r, rate: r.requests / secs, error_rate: r.requests ? r.errors / r.requests : 0,
+  }));
+  const total = rows.reduce((acc, r) => ({ req: acc.req + r.requests, err: acc.err + r.errors, spans: acc.spans + r.spans }),
+    { req: 0, err: 0, spans: 0 });
+
+  const sort = q.get('sort') || 'rate';
+  const dir = q.get('dir') || (sort === 'service_name' ? 'asc' : 'desc');
+  const cols = [
+    { key: 'service_name', label: 'Service', render: (r) => h('span', {},
+      h('span', { class: 'dot', style: `background:${colorFor(r.service_name)}` }),
+      a(link(`/services/${encodeURIComponent(r.service_name)}`, q), r.service_name)) },
+    { key: 'requests', label: 'Requests', num: true, render: (r) => fmtNum(r.requests) },
+    { key: 'rate', label: 'Rate', num: true, render: (r) => fmtRate(r.rate) },
+    { key: 'errors', label: 'Errors', num: true, render: (r) => fmtNum(r.errors) },
+    { key: 'error_rate', label: 'Error rate', num: true,
+      render: (r) => h('span', { class: r.error_rate > 0.05 ? 'badge-err' : null }, fmtPct(r.error_rate)) },
+    { key: 'p50', label: 'p50', num: true, render: (r) => fmtMs(r.p50) },
+    { key: 'p95', label: 'p95', num: true, render: (r) => fmtMs(r.p95) },
+    { key: 'p99', label: 'p99', num: true, render: (r) => fmtMs(r.p99) },
+    { key: 'trend', label: 'Requests trend', sortable: false, value: () => '',
+      render: (r) => sparkline((trend.get(r.service_name) || { req: [] }).req, { label: `requests of ${r.service_name}` }) },
+    { key: 'etrend', label: 'Errors trend', sortable: false, value: () => '',
+      render: (r) => sparkline((trend.get(r.service_name) || { err: [] }).err, { color: 'var(--err)', label: `errors of ${r.service_name}` }) },
+  ];
+  const out = [h('h1', {}, 'Services ', h('span', { class: 'muted', style: 'font-size:13px;font-weight:normal' }, range.label))];
+  if (!rows.length) {
+    out.push(emptyState());
+  } else {
+    out.push(h('div', { class: 'cards' },
+      card('Services', fmtNum(rows.length), { 'data-stat': 'services', 'data-value': rows.length }),
+      card('Requests', fmtNum(total.req), { 'data-stat': 'requests', 'data-value': total.req }),
+      card('Request rate', fmtRate(total.req / secs), { 'data-stat': 'rate', 'data-value': total.req / secs }),
+      card('Error rate', fmtPct(total.req ? total.err / total.req : 0),
+        { 'data-stat': 'error_rate', 'data-value': total.req ? total.err / total.req : 0 }),
+      card('Spans', fmtNum(total.spans), { 'data-stat': 'spans', 'data-value': total.spans })));
+    out.push(h('div', { class: 'panel scroll' },
+      h('p', { class: 'muted', style: 'margin-top:0' }, 'Requests are SERVER and CONSUMER spans; latency percentiles are over their durations.'),
+      sortableTable(cols, rows, {
+        sort, dir,
+        onSort: (k, d) => ctx.setParams({ sort: k, dir: d }, { replace: true }),
+        rowAttrs: (r) => ({ 'data-service': r.service_name }),
+      })));
+  }
+  el.replaceChildren(...out);
+}
