@@ -40,6 +40,43 @@ if ! command -v prometheus >/dev/null 2>&1; then
     fi
 fi
 
+# kubectl (Debian package `kubectl`) for `kubectl kustomize` in tests/e2e/test_demo_k8s.py.
+if ! command -v kubectl >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "install-test-deps: installing kubectl (Debian)"
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl >/dev/null
+    else
+        echo "install-test-deps: kubectl not found and cannot apt-get install it (not root); the demo kustomize test will fail" >&2
+    fi
+fi
+
+# Headless Chromium (Debian) and playwright-core (npm, tests/ui) for tests/e2e/test_ui.py.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "install-test-deps: installing chromium (Debian)"
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        echo "install-test-deps: /usr/bin/chromium not found and cannot apt-get install it (not root); the UI test will fail" >&2
+    fi
+fi
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: installing nodejs and npm (Debian)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+UI_STAMP=tests/ui/node_modules/.package-lock.sha256
+ui_want="$(sha256sum tests/ui/package-lock.json | cut -d' ' -f1)"
+if [ ! -f "$UI_STAMP" ] || [ "$(cat "$UI_STAMP")" != "$ui_want" ]; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "install-test-deps: npm ci in tests/ui"
+        (cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$ui_want" > "$UI_STAMP"
+    else
+        echo "install-test-deps: npm not found; the UI test will fail (apt-get install nodejs npm)" >&2
+    fi
+fi
+
 # The legacy Jaeger exporter's own venv (it needs the SDK of its time).
 LEGACY=.venv-legacy
 LEGACY_REQ=requirements-legacy.txt

@@ -11,7 +11,9 @@
   applied fields merged over the stored ones), JSON merge patch and strategic merge patch
   (treated as a JSON merge patch), and JSON patch (RFC 6902 add/replace/remove).
 
-It records every request, and writes a kubeconfig pointing at itself. Shapes follow the
+It records every request, and writes a kubeconfig pointing at itself. Tests may refuse a path
+(`reject[path] = (code, message)`) and play the controllers (`on_write(collection, obj)`, called
+after each create or patch, may set the object's `status`). Shapes follow the
 Kubernetes API conventions (api-concepts); nothing here checks schemas or admission.
 """
 from __future__ import annotations
@@ -81,6 +83,8 @@ class FakeKube:
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[tuple[str, str, object]] = []  # (method, path, parsed body)
         self.resource_version = 100
+        self.reject: dict[str, tuple[int, str]] = {}  # request path -> (HTTP code, message)
+        self.on_write = None  # callable(collection, obj), lock held
         self._lock = threading.Condition()
         self._stopping = False
         fake = self
@@ -202,10 +206,17 @@ class FakeKube:
             collection, namespace, name, sub = self._split(url.path)
         except IndexError:
             return self._send(h, 404, self._status(404, "NotFound", "bad path"))
+        if url.path in self.reject:
+            code, message = self.reject[url.path]
+            reason = "Invalid" if code == 422 else "BadRequest"
+            return self._send(h, code, self._status(code, reason, message))
         if method == "GET" and name is None and query.get("watch", ["false"])[0] in ("true", "1"):
             return self._watch(h, collection, namespace, query)
         with self._lock:
             code, out = self._apply(method, collection, namespace, name, sub, body, ctype)
+            if self.on_write is not None and method in ("POST", "PUT", "PATCH") and code < 300:
+                self.on_write(collection, out)
+                out = copy.deepcopy(out)
         self._send(h, code, out)
 
     def _apply(self, method, collection, namespace, name, sub, body, ctype):

@@ -12,4 +12,5 @@ pub mod controller;
 pub mod crd;
 pub mod doctor;
 pub mod inject;
+pub mod install;
 pub mod webhook;

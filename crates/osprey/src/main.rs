@@ -3,13 +3,13 @@
 
 mod collector;
 mod config;
+mod demo;
 mod doctor;
 mod inject;
+mod install;
 mod operator;
 mod sql;
 mod up;
-
-use anyhow::Result;
 
 /// mimalloc instead of glibc's malloc: the ingest path allocates and frees many small
 /// buffers from several threads; glibc spent a fifth of the server's CPU in malloc/free and
@@ -50,13 +50,14 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Print a pod as the operator's webhook would mutate it (auto-instrumentation, sidecar)
     Inject(inject::InjectArgs),
-    /// Install the whole stack into the current kube context (not built yet)
-    Install {
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long)]
-        namespace: Option<String>,
-    },
+    /// Run the demo app locally, auto-instrumented as in a cluster, with Osprey (no Kubernetes)
+    Demo(demo::DemoArgs),
+    /// Install the whole stack into the current kube context (`--dry-run` prints the YAML)
+    Install(install::InstallArgs),
+    /// Remove what `osprey install` created (keeps data, CRDs and namespace unless `--purge`)
+    Uninstall(install::UninstallArgs),
+    /// Show whether each object of the install is present and ready
+    Status(install::StatusArgs),
 }
 
 fn init_logging() {
@@ -69,12 +70,6 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-}
-
-fn not_built(what: &str) -> Result<()> {
-    anyhow::bail!(
-        "`osprey {what}` is not built yet in this release; see README.md for what works today"
-    )
 }
 
 #[tokio::main]
@@ -90,7 +85,10 @@ async fn main() -> std::process::ExitCode {
         Command::Operator(a) => operator::run(a).await,
         Command::Doctor(a) => doctor::run(a).await,
         Command::Inject(a) => inject::run(a),
-        Command::Install { .. } => not_built("install"),
+        Command::Demo(a) => demo::run(a).await,
+        Command::Install(a) => install::install(a).await,
+        Command::Uninstall(a) => install::uninstall(a).await,
+        Command::Status(a) => install::status(a).await,
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
