@@ -29,38 +29,25 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
-# Prometheus (Debian) for the remote-write tests of the collector.
-if ! command -v prometheus >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "install-test-deps: installing prometheus (Debian)"
-        apt-get update -qq || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    else
-        echo "install-test-deps: prometheus not found and cannot apt-get install it (not root); the remote-write tests will fail" >&2
+# Debian packages some tests need, installed when missing (root with apt-get only).
+# apt_need PROGRAM PACKAGE WHAT: PROGRAM is a command name or an absolute path.
+apt_need() {
+    local program="$1" package="$2" what="$3"
+    if [ -x "$program" ] || command -v "$program" >/dev/null 2>&1; then
+        return 0
     fi
-fi
-
-# kubectl (Debian package `kubectl`) for `kubectl kustomize` in tests/e2e/test_demo_k8s.py.
-if ! command -v kubectl >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "install-test-deps: installing kubectl (Debian)"
+        echo "install-test-deps: installing $package (Debian)"
         apt-get update -qq || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null
     else
-        echo "install-test-deps: kubectl not found and cannot apt-get install it (not root); the demo kustomize test will fail" >&2
+        echo "install-test-deps: $program not found and cannot apt-get install $package (not root); $what will fail" >&2
     fi
-fi
-
-# Headless Chromium (Debian) and playwright-core (npm, tests/ui) for tests/e2e/test_ui.py.
-if [ ! -x /usr/bin/chromium ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "install-test-deps: installing chromium (Debian)"
-        apt-get update -qq || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-    else
-        echo "install-test-deps: /usr/bin/chromium not found and cannot apt-get install it (not root); the UI test will fail" >&2
-    fi
-fi
+}
+apt_need prometheus prometheus "the collector's remote-write tests"
+apt_need kubectl kubectl "tests/e2e/test_demo_k8s.py (kubectl kustomize)"
+# Headless Chromium and playwright-core (npm, tests/ui) for tests/e2e/test_ui.py.
+apt_need /usr/bin/chromium chromium "the UI test"
 if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "install-test-deps: installing nodejs and npm (Debian)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

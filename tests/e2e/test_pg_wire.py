@@ -59,6 +59,7 @@ from psycopg import pq
 
 import sdk
 from conftest import Server, free_port, wait_until
+from grafana import TimeRange, expand_postgres_macros, go_format_interval, go_rfc3339nano
 from sdk import BACKEND, FRONTEND, hex16, hex32
 
 PASSWORD = "secret"
@@ -215,71 +216,10 @@ def keys(ds, rows) -> set[str]:
 
 # ---------------------------------------------------------------- Grafana's macro expansion
 
-def go_rfc3339nano(ns: int) -> str:
-    """Go's time.RFC3339Nano of a UTC time: fraction without trailing zeros, none if zero."""
-    base = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
-
-
-def go_float(x: float) -> str:
-    """Go's %v of a float64 (shortest 'g': 300, 0.5, 1.0368e+06), for values of at most six
-    significant digits as interval seconds are."""
-    return format(x, "g")
-
-
-def go_format_interval(seconds: float) -> str:
-    """grafana-plugin-sdk-go gtime.FormatInterval."""
-    ms = int(round(seconds * 1000))
-    for unit, size in (("y", 365 * 86400_000), ("d", 86400_000), ("h", 3600_000),
-                       ("m", 60_000), ("s", 1000), ("ms", 1)):
-        if ms >= size:
-            return f"{ms // size}{unit}"
-    return "1ms"
-
-
-def parse_interval(text: str) -> float:
-    m = re.fullmatch(r"(\d+)(ms|s|m|h|d|w|y)", text.strip())
-    assert m, f"interval {text!r}"
-    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400,
-                              "w": 7 * 86400, "y": 365 * 86400}[m.group(2)]
-
-
 def grafana_interpolate(sql: str, frm_ns: int, to_ns: int, interval_s: float = 60) -> str:
     """What Grafana's PostgreSQL data source (no TimescaleDB) sends for a panel's raw SQL:
-    pgx/sql_engine.go Interpolate, then macros.go postgresMacroEngine.Interpolate."""
-    sql = sql.replace("$__interval_ms", str(int(interval_s * 1000)))
-    sql = sql.replace("$__interval", go_format_interval(interval_s))
-    sql = sql.replace("$__unixEpochFrom()", str(frm_ns // 10**9))
-    sql = sql.replace("$__unixEpochTo()", str(to_ns // 10**9))
-    frm, to = go_rfc3339nano(frm_ns), go_rfc3339nano(to_ns)
-    original = sql
-
-    def macro(m):
-        name, args = m.group(1), [a.strip(" ") for a in m.group(2).split(",")]
-        if name == "__timeGroup":
-            i = original.find(m.group(0))
-            if i >= 0 and original[i + len(m.group(0)):i + len(m.group(0)) + 1] == ",":
-                name = "__timeGroupAlias"
-        if name == "__time":
-            return f'{args[0]} AS "time"'
-        if name == "__timeEpoch":
-            return f'extract(epoch from {args[0]}) as "time"'
-        if name == "__timeFilter":
-            return f"{args[0]} BETWEEN '{frm}' AND '{to}'"
-        if name == "__timeFrom":
-            return f"'{frm}'"
-        if name == "__timeTo":
-            return f"'{to}'"
-        if name in ("__timeGroup", "__timeGroupAlias"):
-            secs = go_float(parse_interval(args[1].strip("'")))
-            out = f"floor(extract(epoch from {args[0]})/{secs})*{secs}"
-            return out + ' AS "time"' if name == "__timeGroupAlias" else out
-        if name == "__unixEpochFilter":
-            return f"{args[0]} >= {frm_ns // 10**9} AND {args[0]} <= {to_ns // 10**9}"
-        raise AssertionError(f"macro {name} not ported")
-
-    return re.sub(r"\$([_a-zA-Z0-9]+)\(([^\)]*)\)", macro, sql)
+    the port in grafana.py, shared with the dashboard tests."""
+    return expand_postgres_macros(sql, TimeRange(frm_ns, to_ns), int(interval_s * 1000))
 
 
 def test_grafana_macro_port_matches_grafana():
@@ -306,7 +246,7 @@ def test_grafana_macro_port_matches_grafana():
         assert grafana_interpolate(raw, frm, to) == want, raw
     half = int(datetime(1960, 2, 1, 7, 0, tzinfo=timezone.utc).timestamp()) * 10**9 + 500_000_000
     assert go_rfc3339nano(half) == "1960-02-01T07:00:00.5Z"
-    assert go_format_interval(60) == "1m" and go_format_interval(10) == "10s"
+    assert go_format_interval(60_000) == "1m" and go_format_interval(10_000) == "10s"
     assert grafana_interpolate("$__timeGroupAlias(t, $__interval)", frm, to, 60) == \
         'floor(extract(epoch from t)/60)*60 AS "time"'
 
