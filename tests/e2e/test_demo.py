@@ -10,6 +10,7 @@ scripts/install-test-deps.sh runs); `osprey demo` would build them itself otherw
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -209,6 +210,17 @@ def test_demo_traces_reach_the_jaeger_api_and_ctrl_c_stops_everything(demo):
     ui = requests.get(f"{demo.api}/", timeout=30)
     assert ui.status_code == 200
     assert ui.headers.get("content-type", "").startswith("text/html"), ui.headers
+    # ...and the web UI shows them (headless Chromium, tests/ui/demo_view.mjs).
+    ui_dir = Path(__file__).resolve().parents[2] / "tests" / "ui"
+    node = shutil.which("node")
+    assert node and (ui_dir / "node_modules" / "playwright-core").is_dir(), \
+        "node or tests/ui/node_modules missing: run scripts/install-test-deps.sh"
+    env = dict(os.environ, OSPREY_URL=demo.api, OSPREY_DEMO_SERVICES=",".join(sorted(SERVICES)),
+               OSPREY_DEMO_TRACE=trace["traceID"], OSPREY_DEMO_SPANS=str(len(spans)),
+               OSPREY_UI_SCREENSHOTS=os.environ.get("OSPREY_UI_SCREENSHOTS") or str(ui_dir / "screenshots"))
+    run = subprocess.run([node, str(ui_dir / "demo_view.mjs")], cwd=ui_dir, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, f"the UI does not show the demo's traces:\n{run.stdout}\n{run.stderr}"
 
     os.kill(demo.proc.pid, signal.SIGINT)
     code = demo.proc.wait(timeout=120)
