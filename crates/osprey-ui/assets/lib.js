@@ -32,6 +32,10 @@ export function timeWhere(range, col = 'start_time') {
 
 export const SERVER_KINDS = "span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')";
 export const IS_ERROR = "status_code = 'STATUS_CODE_ERROR'";
+/** The spans that call another service (`alias.` prefixes the column in a join). */
+export const CALLER_KINDS = (alias) => `${alias}.span_kind in ('SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER')`;
+/** The spans that serve a call from another service. */
+export const CALLEE_KINDS = (alias) => `${alias}.span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')`;
 
 const UNITS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000 };
 

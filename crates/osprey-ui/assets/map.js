@@ -1,7 +1,7 @@
 // Service map (`/map`): the call graph between services from parent/child span joins, laid out
 // in layers (callers left of callees); nodes sized by request rate, edges by calls.
 import {
-  query, timeWhere, SERVER_KINDS, IS_ERROR, h, s, a, link, fmtRate, fmtPct, fmtMs, fmtNum, emptyState,
+  query, timeWhere, SERVER_KINDS, IS_ERROR, CALLER_KINDS, CALLEE_KINDS, h, s, a, link, fmtRate, fmtPct, fmtMs, fmtNum, emptyState,
 } from './lib.js';
 import { showTip, hideTip } from './charts.js';
 
@@ -62,6 +62,20 @@ export function layers(names, edges) {
   return cols.filter(Boolean);
 }
 
+/** The calls between services: a client or producer span (the caller's) whose child is a
+ * server or consumer span of another service (the callee's); latency is the child's. Both
+ * sides are cut to their kinds and the range before the join, so the join sees a fraction of
+ * the spans. */
+export function edgesSql(range) {
+  return `select p.service_name as caller, c.service_name as callee, count(*) as calls,
+      sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
+      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99
+      from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
+      where c.service_name <> p.service_name and ${CALLEE_KINDS('c')} and ${CALLER_KINDS('p')}
+        and ${timeWhere(range, 'c.start_time')} and ${timeWhere(range, 'p.start_time')}
+      group by 1, 2`;
+}
+
 export async function render(el, ctx) {
   const { range, q } = ctx;
   const secs = (range.end - range.start) / 1000;
@@ -69,12 +83,7 @@ export async function render(el, ctx) {
     query(`select service_name, sum(case when ${SERVER_KINDS} then 1 else 0 end) as requests,
       sum(case when ${SERVER_KINDS} and ${IS_ERROR} then 1 else 0 end) as errors
       from spans where ${timeWhere(range)} group by 1`),
-    query(`select p.service_name as caller, c.service_name as callee, count(*) as calls,
-      sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
-      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99
-      from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-      where c.service_name <> p.service_name and ${timeWhere(range, 'c.start_time')} and ${timeWhere(range, 'p.start_time')}
-      group by 1, 2`),
+    query(edgesSql(range)),
   ]);
   if (!ctx.alive()) return;
   const title = h('h1', {}, 'Service map ', h('span', { class: 'muted', style: 'font-size:13px;font-weight:normal' }, range.label));
@@ -150,6 +159,6 @@ export async function render(el, ctx) {
       h('td', { class: 'num' }, fmtPct(e.calls ? e.errors / e.calls : 0)),
       h('td', { class: 'num' }, fmtMs(e.avg_ms)), h('td', { class: 'num' }, fmtMs(e.p99))))));
   el.replaceChildren(title,
-    h('p', { class: 'muted' }, `${names.length} services, ${es.length} dependencies. Node size: request rate; edge width: calls; red: error rate above 5%. Hover for numbers, click a service for details.`),
+    h('p', { class: 'muted' }, `${names.length} services, ${es.length} dependencies. Edges are client or producer spans calling server or consumer spans of another service. Node size: request rate; edge width: calls; red: error rate above 5%. Hover for numbers, click a service for details.`),
     wrap, h('section', { class: 'panel scroll' }, h('h2', {}, 'Dependencies'), table));
 }

@@ -1,7 +1,7 @@
 // Service details (`/services/{service}`, optionally `?operation=`): latency and throughput over
 // time, top operations, slowest traces, upstream callers and downstream dependencies.
 import {
-  query, lit, timeWhere, bucketMs, bucketExpr, tsMs, SERVER_KINDS, IS_ERROR, h, a, link, card,
+  query, lit, timeWhere, bucketMs, bucketExpr, tsMs, SERVER_KINDS, IS_ERROR, CALLER_KINDS, CALLEE_KINDS, h, a, link, card,
   fmtRate, fmtPct, fmtMs, fmtNum, fmtDate, sortableTable, emptyState,
 } from './lib.js';
 import { lineChart } from './charts.js';
@@ -17,30 +17,40 @@ export async function render(el, ctx) {
   const step = bucketMs(range, 60);
   const secs = (range.end - range.start) / 1000;
   const errCase = `sum(case when ${IS_ERROR} then 1 else 0 end)`;
-  const edge = (side) => `select ${side === 'up' ? 'p' : 'c'}.service_name as service, count(*) as calls,
-      sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
-      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99
+  // Callers and callees: two joins in one statement, each with this service's (and
+  // operation's) spans as its first, hashed side, so the hash tables stay small and the other
+  // side's scan is filtered by them. Kinds as in edgesSql (map.js).
+  const s1 = lit(svc);
+  const mine = (al) => `${al}.service_name = ${s1}${op ? ` and ${al}.span_name = ${lit(op)}` : ''}`;
+  const edgeAgg = `count(*) as calls, sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
+      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99`;
+  const edgeWhere = `${CALLEE_KINDS('c')} and ${CALLER_KINDS('p')}
+      and ${timeWhere(range, 'c.start_time')} and ${timeWhere(range, 'p.start_time')}`;
+  const edgesSql = `select 'up' as side, p.service_name as service, ${edgeAgg}
     from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-    where ${side === 'up' ? 'c' : 'p'}.service_name = ${lit(svc)}
-      and ${side === 'up' ? 'p' : 'c'}.service_name <> ${lit(svc)}
-      and ${timeWhere(range, 'c.start_time')} and ${timeWhere(range, 'p.start_time')}
-      ${op ? `and ${side === 'up' ? 'c' : 'p'}.span_name = ${lit(op)}` : ''}
-    group by 1`;
-  const [totals, series, ops, slow, up, down] = await Promise.all([
-    query(`select count(*) as n, ${errCase} as errors, approx_percentile_cont(duration_ms, 0.5) as p50,
-      approx_percentile_cont(duration_ms, 0.95) as p95, approx_percentile_cont(duration_ms, 0.99) as p99
-      from spans where ${sel}`),
-    query(`select ${bucketExpr(range, step)} as t, count(*) as n, ${errCase} as errors,
+    where ${mine('c')} and p.service_name <> ${s1} and ${edgeWhere} group by 1, 2
+  union all
+  select 'down' as side, c.service_name as service, ${edgeAgg}
+    from spans p join spans c on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
+    where ${mine('p')} and c.service_name <> ${s1} and ${edgeWhere} group by 1, 2`;
+  // The cards (the row without a bucket) and the series (one row per bucket) in one scan.
+  const bucket = bucketExpr(range, step);
+  const [stats, ops, slow, edges] = await Promise.all([
+    query(`select ${bucket} as t, count(*) as n, ${errCase} as errors,
       approx_percentile_cont(duration_ms, 0.5) as p50, approx_percentile_cont(duration_ms, 0.95) as p95,
-      approx_percentile_cont(duration_ms, 0.99) as p99 from spans where ${sel} group by 1 order by 1`),
+      approx_percentile_cont(duration_ms, 0.99) as p99 from spans where ${sel}
+      group by grouping sets ((), (${bucket})) order by 1 nulls first`),
     query(`select span_name, min(span_kind) as kind, count(*) as calls, ${errCase} as errors,
       approx_percentile_cont(duration_ms, 0.99) as p99, sum(duration_ms) as total_ms
       from spans where ${base} group by span_name`),
     query(`select trace_id, span_id, span_name, duration_ms, start_time, status_code from spans
       where ${sel} order by duration_ms desc limit 15`),
-    query(edge('up')),
-    query(edge('down')),
+    query(edgesSql),
   ]);
+  const totals = stats.filter((r) => r.t == null);
+  const series = stats.filter((r) => r.t != null);
+  const up = edges.filter((r) => r.side === 'up');
+  const down = edges.filter((r) => r.side === 'down');
   if (!ctx.alive()) return;
   const t = totals[0] || { n: 0 };
   const head = [
@@ -109,7 +119,7 @@ export async function render(el, ctx) {
       h('p', { class: 'muted', style: 'margin-top:0' }, 'All spans of the service by name; share of time is the operation’s part of the summed span durations.'),
       h('div', { class: 'scroll' }, opTable)),
     h('div', { class: 'grid2' },
-      h('section', { class: 'panel' }, h('h2', {}, 'Upstream callers'), h('p', { class: 'muted', style: 'margin-top:0' }, 'Services whose spans are parents of this service’s spans; latency of the called spans.'), depTable(up, 'Caller')),
-      h('section', { class: 'panel' }, h('h2', {}, 'Downstream dependencies'), h('p', { class: 'muted', style: 'margin-top:0' }, 'Services whose spans are children of this service’s spans.'), depTable(down, 'Callee'))),
+      h('section', { class: 'panel' }, h('h2', {}, 'Upstream callers'), h('p', { class: 'muted', style: 'margin-top:0' }, 'Services whose client or producer spans call this service’s server or consumer spans; latency of the called spans.'), depTable(up, 'Caller')),
+      h('section', { class: 'panel' }, h('h2', {}, 'Downstream dependencies'), h('p', { class: 'muted', style: 'margin-top:0' }, 'Services whose server or consumer spans this service’s client or producer spans call.'), depTable(down, 'Callee'))),
     h('section', { class: 'panel', style: 'margin-top:16px' }, h('h2', {}, op ? 'Slowest calls' : 'Slowest requests'), slowTable));
 }

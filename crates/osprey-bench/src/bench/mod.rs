@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod query;
 pub mod report;
 pub mod server;
+pub mod ui;
 
 use crate::gen::now_ns;
 use crate::loadgen::{percentile, run_loadgen, LoadgenArgs, Protocol};
@@ -31,6 +32,8 @@ pub enum BenchCommand {
     Query(query::QueryArgs),
     /// `osprey collector` beside Rotel: OTLP/gRPC -> batch -> OTLP/gRPC throughput and memory
     Collector(collector::CollectorArgs),
+    /// Server time of the web UI's pages: the SQL each page sends, at N stored spans
+    Ui(ui::UiArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -72,6 +75,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Query(a) => query::run(a).await,
         BenchCommand::Collector(a) => collector::run(a).await,
+        BenchCommand::Ui(a) => ui::run(a).await,
     }
 }
 

@@ -1,0 +1,279 @@
+//! The SQL each page of the web UI sends to `POST /api/sql`, page by page: one list that
+//! mirrors crates/osprey-ui/assets/*.js (each builder names the JS it follows). When the UI's
+//! queries change, change them here too.
+
+/// What a page's statements depend on: the range (epoch ms, as the browser's `range`) and
+/// the service, operation and trace the user clicked through to.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub start: f64,
+    pub end: f64,
+    pub service: String,
+    pub operation: String,
+    pub trace_id: String,
+}
+
+/// The pages timed, in report order.
+pub const PAGES: [&str; 7] = [
+    "overview",
+    "service",
+    "operation",
+    "map",
+    "search",
+    "trace",
+    "sql",
+];
+
+// --- SQL helpers, mirroring crates/osprey-ui/assets/lib.js ---------------------------------
+
+pub const SERVER_KINDS: &str = "span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')";
+const IS_ERROR: &str = "status_code = 'STATUS_CODE_ERROR'";
+
+fn caller_kinds(alias: &str) -> String {
+    format!("{alias}.span_kind in ('SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER')")
+}
+
+fn callee_kinds(alias: &str) -> String {
+    format!("{alias}.span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')")
+}
+
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub fn time_where(start: f64, end: f64, col: &str) -> String {
+    format!(
+        "{col} >= to_timestamp_millis({}) and {col} < to_timestamp_millis({})",
+        start.floor(),
+        end.floor()
+    )
+}
+
+fn bucket_ms(c: &Ctx, n: f64) -> f64 {
+    const STEPS: [f64; 16] = [
+        1e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 108e5, 216e5, 432e5, 864e5,
+    ];
+    let want = (c.end - c.start) / n;
+    STEPS.iter().copied().find(|s| *s >= want).unwrap_or(864e5)
+}
+
+fn bucket_expr(c: &Ctx, step: f64) -> String {
+    format!(
+        "date_bin(interval '{step} milliseconds', start_time, to_timestamp_millis({}))",
+        c.start.floor()
+    )
+}
+
+// --- The pages' statements -----------------------------------------------------------------
+
+/// The statements a page sends at once when it loads. Search sends more afterwards, built
+/// from the answers: see [`search_ids_sql`] and [`search_rows_sql`].
+pub fn statements(page: &str, c: &Ctx) -> Vec<String> {
+    let tw = time_where(c.start, c.end, "start_time");
+    match page {
+        // overview.js: statsSql(range) and the trend buckets (bucketMs(range, 30)).
+        "overview" => {
+            let step = bucket_ms(c, 30.0);
+            vec![
+                format!(
+                    "select service_name,
+    count(*) as spans,
+    sum(case when {SERVER_KINDS} then 1 else 0 end) as requests,
+    sum(case when {SERVER_KINDS} and {IS_ERROR} then 1 else 0 end) as errors,
+    approx_percentile_cont(case when {SERVER_KINDS} then duration_ms end, 0.5) as p50,
+    approx_percentile_cont(case when {SERVER_KINDS} then duration_ms end, 0.95) as p95,
+    approx_percentile_cont(case when {SERVER_KINDS} then duration_ms end, 0.99) as p99
+  from spans where {tw}
+  group by service_name"
+                ),
+                format!(
+                    "select service_name, {} as t,
+        sum(case when {SERVER_KINDS} then 1 else 0 end) as requests,
+        sum(case when {SERVER_KINDS} and {IS_ERROR} then 1 else 0 end) as errors
+      from spans where {tw} group by 1, 2",
+                    bucket_expr(c, step)
+                ),
+            ]
+        }
+        // service.js, without and with `?operation=`.
+        "service" => service_sql(c, None),
+        "operation" => service_sql(c, Some(&c.operation)),
+        // map.js: nodes and edges.
+        "map" => vec![
+            format!(
+                "select service_name, sum(case when {SERVER_KINDS} then 1 else 0 end) as requests,
+      sum(case when {SERVER_KINDS} and {IS_ERROR} then 1 else 0 end) as errors
+      from spans where {tw} group by 1"
+            ),
+            edges_sql(c),
+        ],
+        // search.js render(): the service list and that service's operations (`?service=`).
+        "search" => vec![
+            format!("select distinct service_name from spans where {tw} order by 1"),
+            format!(
+                "select distinct span_name from spans where {tw} and service_name = {} order by 1",
+                lit(&c.service)
+            ),
+        ],
+        // trace.js.
+        "trace" => vec![format!(
+            "select span_id, parent_span_id, service_name, span_name, span_kind, start_time, end_time,
+      duration_ms, status_code, status_message, trace_state, span_attributes, resource_attributes,
+      scope_name, scope_version, events, links, flags
+    from spans where trace_id = {} order by start_time",
+            lit(&c.trace_id)
+        )],
+        // sql.js: the first example, with $__timeFilter expanded.
+        "sql" => vec![format!(
+            "select service_name, count(*) as requests,
+  sum(case when status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
+  approx_percentile_cont(duration_ms, 0.99) as p99_ms
+from spans
+where ({tw}) and span_kind = 'SPAN_KIND_SERVER'
+group by service_name order by requests desc"
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// map.js edgesSql(): client/producer spans calling server/consumer spans of another service.
+fn edges_sql(c: &Ctx) -> String {
+    format!(
+        "select p.service_name as caller, c.service_name as callee, count(*) as calls,
+      sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
+      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99
+      from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
+      where c.service_name <> p.service_name and {} and {}
+        and {} and {}
+      group by 1, 2",
+        callee_kinds("c"),
+        caller_kinds("p"),
+        time_where(c.start, c.end, "c.start_time"),
+        time_where(c.start, c.end, "p.start_time")
+    )
+}
+
+/// service.js render(): cards and series (one scan), operations, slowest, callers and callees.
+fn service_sql(c: &Ctx, op: Option<&str>) -> Vec<String> {
+    let tw = time_where(c.start, c.end, "start_time");
+    let svc = lit(&c.service);
+    let base = format!("service_name = {svc} and {tw}");
+    let sel = match op {
+        Some(o) => format!("{base} and span_name = {}", lit(o)),
+        None => format!("{base} and {SERVER_KINDS}"),
+    };
+    let step = bucket_ms(c, 60.0);
+    let err = format!("sum(case when {IS_ERROR} then 1 else 0 end)");
+    let mine = |al: &str| {
+        let o = op
+            .map(|o| format!(" and {al}.span_name = {}", lit(o)))
+            .unwrap_or_default();
+        format!("{al}.service_name = {svc}{o}")
+    };
+    let bucket = bucket_expr(c, step);
+    vec![
+        format!(
+            "select {bucket} as t, count(*) as n, {err} as errors,
+      approx_percentile_cont(duration_ms, 0.5) as p50, approx_percentile_cont(duration_ms, 0.95) as p95,
+      approx_percentile_cont(duration_ms, 0.99) as p99 from spans where {sel}
+      group by grouping sets ((), ({bucket})) order by 1 nulls first"
+        ),
+        format!(
+            "select span_name, min(span_kind) as kind, count(*) as calls, {err} as errors,
+      approx_percentile_cont(duration_ms, 0.99) as p99, sum(duration_ms) as total_ms
+      from spans where {base} group by span_name"
+        ),
+        format!(
+            "select trace_id, span_id, span_name, duration_ms, start_time, status_code from spans
+      where {sel} order by duration_ms desc limit 15"
+        ),
+        {
+            let agg = "count(*) as calls, sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
+      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99";
+            let wh = format!(
+                "{} and {}
+      and {} and {}",
+                callee_kinds("c"),
+                caller_kinds("p"),
+                time_where(c.start, c.end, "c.start_time"),
+                time_where(c.start, c.end, "p.start_time")
+            );
+            format!(
+                "select 'up' as side, p.service_name as service, {agg}
+    from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
+    where {} and p.service_name <> {svc} and {wh} group by 1, 2
+  union all
+  select 'down' as side, c.service_name as service, {agg}
+    from spans p join spans c on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
+    where {} and c.service_name <> {svc} and {wh} group by 1, 2",
+                mine("c"),
+                mine("p")
+            )
+        },
+    ]
+}
+
+/// search.js runSearch(), first request: the matching trace ids (`?service=`, default sort
+/// and limit).
+pub fn search_ids_sql(c: &Ctx) -> String {
+    format!(
+        "select trace_id from spans where {} and service_name = {} group by trace_id order by min(start_time) desc limit 20",
+        time_where(c.start, c.end, "start_time"),
+        lit(&c.service)
+    )
+}
+
+/// search.js runSearch(), second request: the summaries of those traces.
+pub fn search_rows_sql(c: &Ctx, ids: &[String]) -> String {
+    let pad = 15.0 * 60000.0;
+    let list: Vec<String> = ids.iter().map(|i| lit(i)).collect();
+    format!(
+        "select trace_id, min(start_time) as st, max(end_time) as et, count(*) as spans,
+      sum(case when {IS_ERROR} then 1 else 0 end) as errors, array_agg(distinct service_name) as services,
+      max(case when parent_span_id is null then service_name end) as root_service,
+      max(case when parent_span_id is null then span_name end) as root_name
+    from spans where trace_id in ({})
+      and {}
+    group by trace_id",
+        list.join(", "),
+        time_where(c.start - pad, c.end + pad, "start_time")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            start: 1_700_000_000_000.0,
+            end: 1_700_007_200_000.0,
+            service: "o'hare".into(),
+            operation: "GET /".into(),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        }
+    }
+
+    #[test]
+    fn every_page_sends_statements_with_quoted_names() {
+        let c = ctx();
+        for page in PAGES {
+            let s = statements(page, &c);
+            assert!(!s.is_empty(), "{page}");
+            assert!(
+                s.iter().all(|q| !q.contains("o'hare")),
+                "{page}: unquoted name"
+            );
+        }
+        assert_eq!(statements("service", &c).len(), 4);
+        assert!(statements("operation", &c)[3].contains("c.span_name = 'GET /'"));
+        assert!(search_rows_sql(&c, &["a".into(), "b".into()]).contains("in ('a', 'b')"));
+    }
+
+    #[test]
+    fn buckets_follow_lib_js() {
+        // 2 h over 30 buckets wants 240 s: the next step is 300 s.
+        assert_eq!(bucket_ms(&ctx(), 30.0), 3e5);
+        assert_eq!(bucket_ms(&ctx(), 60.0), 12e4);
+    }
+}
