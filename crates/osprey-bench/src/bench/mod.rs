@@ -83,6 +83,23 @@ const WINDOW: Duration = Duration::from_secs(3600);
 const SEED: u64 = 7;
 const SERVICES: usize = 20;
 
+/// The load every bench stores: the same seed, services and one-hour window, so that figures
+/// compare across benches.
+fn standard_load(server: &Server, spans: u64) -> LoadgenArgs {
+    LoadgenArgs {
+        endpoint: Some(server.grpc_endpoint.clone()),
+        protocol: Protocol::Grpc,
+        spans: Some(spans),
+        concurrency: 4,
+        batch: 1000,
+        seed: SEED,
+        services: SERVICES,
+        start_offset: Some(WINDOW),
+        quiet: true,
+        ..LoadgenArgs::default()
+    }
+}
+
 fn red_sql_osprey(from_s: f64, to_s: f64) -> String {
     format!(
         "select service_name, count(*) as calls, \
@@ -166,16 +183,10 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     .await?;
     let base_time_ns = now_ns();
     let load = LoadgenArgs {
-        endpoint: Some(server.grpc_endpoint.clone()),
-        protocol: Protocol::Grpc,
-        spans: Some(a.spans),
         concurrency: a.concurrency,
         batch: a.batch,
-        seed: SEED,
-        services: SERVICES,
-        start_offset: Some(WINDOW),
         quiet: false,
-        ..LoadgenArgs::default()
+        ..standard_load(&server, a.spans)
     };
     let cpu0 = server.cpu_secs()?;
     let (report, rss) = with_rss_sampling(server.pid, run_loadgen(load)).await;

@@ -4,8 +4,8 @@
 
 use super::report::write_marked;
 use super::server::Server;
-use super::{ms, SEED, SERVICES, WINDOW};
-use crate::loadgen::{percentile, run_loadgen, LoadgenArgs, Protocol};
+use super::{ms, standard_load};
+use crate::loadgen::{percentile, run_loadgen};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -87,18 +87,7 @@ pub async fn run(a: QueryArgs) -> Result<()> {
     let data = tmp.path().join("osprey-data");
     eprintln!("bench query: loading {} spans", a.spans);
     let server = Server::start(&bin, &data, &tmp.path().join("load.log"), &[]).await?;
-    let load = LoadgenArgs {
-        endpoint: Some(server.grpc_endpoint.clone()),
-        protocol: Protocol::Grpc,
-        spans: Some(a.spans),
-        concurrency: 4,
-        batch: 1000,
-        seed: SEED,
-        services: SERVICES,
-        start_offset: Some(WINDOW),
-        quiet: true,
-        ..LoadgenArgs::default()
-    };
+    let load = standard_load(&server, a.spans);
     let report = run_loadgen(load).await?;
     server.stop().await?;
     let server = Server::start(&bin, &data, &tmp.path().join("query.log"), &[]).await?;

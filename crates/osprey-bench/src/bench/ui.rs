@@ -9,8 +9,8 @@ pub mod pages;
 
 use super::report::write_marked;
 use super::server::Server;
-use super::{ms, with_rss_sampling, SEED, SERVICES, WINDOW};
-use crate::loadgen::{percentile, run_loadgen, LoadgenArgs, Protocol};
+use super::{ms, standard_load, with_rss_sampling, SERVICES};
+use crate::loadgen::{percentile, run_loadgen};
 use anyhow::{bail, Context, Result};
 use pages::{
     lit, search_ids_sql, search_rows_sql, statements, time_where, Ctx, PAGES, SERVER_KINDS,
@@ -93,18 +93,7 @@ async fn prepare(a: &UiArgs, bin: &std::path::Path, data: &std::path::Path) -> R
     if fresh {
         eprintln!("bench ui: loading {} spans", a.spans);
         let server = Server::start(bin, data, &logs.join("ui-load.log"), &[]).await?;
-        let load = LoadgenArgs {
-            endpoint: Some(server.grpc_endpoint.clone()),
-            protocol: Protocol::Grpc,
-            spans: Some(a.spans),
-            concurrency: 4,
-            batch: 1000,
-            seed: SEED,
-            services: SERVICES,
-            start_offset: Some(WINDOW),
-            quiet: true,
-            ..LoadgenArgs::default()
-        };
+        let load = standard_load(&server, a.spans);
         run_loadgen(load).await?;
         server.stop().await?;
     } else {

@@ -12,6 +12,8 @@
 use super::resolve::{self, *};
 use super::{workload_of, Finding, Problem};
 use crate::crd::{Instrumentation, OpenTelemetryCollector};
+use crate::inject::annotations::inject as inject_key;
+use crate::inject::Language;
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -23,7 +25,7 @@ const COMPARED_ENV: [&str; 4] = [
     "OTEL_PROPAGATORS",
 ];
 
-/// Findings for `pods`, in pod order (languages in [`LANGUAGES`] order, then the sidecar).
+/// Findings for `pods`, in pod order (languages in [`Language::ALL`] order, then the sidecar).
 /// Pods being deleted or finished, and pods in `kube-system`, are not looked at.
 pub fn diagnose(
     pods: &[Pod],
@@ -44,8 +46,9 @@ pub fn diagnose(
             language: language.to_string(),
             problem,
         };
-        for lang in LANGUAGES {
-            let key = format!("{PREFIX}inject-{lang}");
+        for language in Language::ALL {
+            let key = inject_key(language);
+            let lang = language.as_str();
             let Some(value) = effective(pod, ns, &key).filter(|v| requested(v)) else {
                 continue;
             };

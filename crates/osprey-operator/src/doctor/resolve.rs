@@ -10,22 +10,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 
-pub const PREFIX: &str = "instrumentation.opentelemetry.io/";
-pub const SIDECAR_ANNOTATION: &str = "sidecar.opentelemetry.io/inject";
-pub const SIDECAR_CONTAINER: &str = "otc-container";
-/// Containers never chosen as "the first container" (service-mesh proxies).
-pub const PROXIES: [&str; 2] = ["istio-proxy", "linkerd-proxy"];
-/// Every language annotation suffix, in report order.
-pub const LANGUAGES: [&str; 8] = [
-    "java",
-    "nodejs",
-    "python",
-    "dotnet",
-    "go",
-    "apache-httpd",
-    "nginx",
-    "sdk",
-];
+// The names the injector and the reconciler use, so that the diagnosis cannot drift from them.
+pub use crate::collector::sidecar::INJECT_ANNOTATION as SIDECAR_ANNOTATION;
+pub use crate::collector::CONTAINER_NAME as SIDECAR_CONTAINER;
+pub use crate::inject::annotations::PREFIX;
+use crate::inject::annotations::{language_container_names, CONTAINER_NAMES};
+use crate::inject::{Language, WELL_KNOWN_PROXIES};
 
 /// The value that applies to a pod for `key`: the injector's pod-over-namespace rule
 /// ([`annotation_value`]); `None` when neither sets it.
@@ -165,12 +155,11 @@ pub fn targets(pod: &Pod, ns: Option<&Namespace>, lang: &str) -> Vec<Container> 
     let Some(spec) = pod.spec.as_ref() else {
         return Vec::new();
     };
-    let per_lang = match lang {
-        "nginx" => format!("{PREFIX}inject-nginx-container-names"),
-        _ => format!("{PREFIX}{lang}-container-names"),
-    };
-    let names = effective(pod, ns, &per_lang)
-        .or_else(|| effective(pod, ns, &format!("{PREFIX}container-names")));
+    let names = Language::ALL
+        .into_iter()
+        .find(|l| l.as_str() == lang)
+        .and_then(|l| effective(pod, ns, &language_container_names(l)))
+        .or_else(|| effective(pod, ns, CONTAINER_NAMES));
     let all = || {
         spec.containers
             .iter()
@@ -185,7 +174,7 @@ pub fn targets(pod: &Pod, ns: Option<&Namespace>, lang: &str) -> Vec<Container> 
         None => spec
             .containers
             .iter()
-            .find(|c| !PROXIES.contains(&c.name.as_str()))
+            .find(|c| !WELL_KNOWN_PROXIES.contains(&c.name.as_str()))
             .cloned()
             .into_iter()
             .collect(),

@@ -236,6 +236,29 @@ fn env_differences_are_listed_and_own_settings_are_not_stale() {
 }
 
 #[test]
+fn the_first_container_skips_the_proxies_the_injector_skips() {
+    // An envoy sidecar listed first: the injector instruments `app`, so the doctor looks there.
+    let mut old_env = good_env();
+    old_env[0]["value"] = json!("http://old:4317");
+    let spec = json!({"initContainers": [{"name": PY_INIT, "image": "py:2"}],
+        "containers": [{"name": "envoy", "image": "envoyproxy/envoy:v1.31"}, app(old_env)]});
+    let before = pod(
+        "m-0",
+        "StatefulSet:m",
+        "2026-01-01T12:00:00Z",
+        py("true"),
+        spec,
+    );
+    let found = diagnose(&[before], &[], &[inst()], &[]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let why = found[0].problem.reason();
+    assert!(
+        why.contains("OTEL_EXPORTER_OTLP_ENDPOINT is http://old:4317 in app"),
+        "{why}"
+    );
+}
+
+#[test]
 fn namespace_annotations_apply_with_the_upstream_fallback_rule() {
     let p = |v: Option<&str>| {
         let a = v.map_or(json!({}), |v| json!({"k": v}));

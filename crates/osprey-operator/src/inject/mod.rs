@@ -25,6 +25,7 @@ use std::fmt;
 pub use k8s_openapi::api::core::v1::{Namespace, Pod};
 
 pub use patch::{apply_patch, json_patch, PatchError};
+pub use select::WELL_KNOWN_PROXIES;
 
 /// The upstream operator release whose default auto-instrumentation images Osprey uses.
 pub const UPSTREAM_IMAGES_RELEASE: &str = "0.160.0";

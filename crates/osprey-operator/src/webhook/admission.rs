@@ -11,7 +11,9 @@ use super::context::{controller_of, gather, ClusterView, Owner};
 use super::events::{WorkloadEvent, REASON_FAILED, REASON_SKIPPED};
 use super::metrics::{Metrics, Outcome, RequestResult};
 use super::WebhookConfig;
+use crate::collector::sidecar;
 use crate::inject;
+use crate::inject::{annotations, Language};
 use base64::Engine;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -19,21 +21,6 @@ use kube::core::Status;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Annotation prefix of the per-language injection switches.
-pub const INJECT_PREFIX: &str = "instrumentation.opentelemetry.io/inject-";
-/// Languages with an `inject-<language>` annotation.
-pub const LANGUAGES: [&str; 8] = [
-    "java",
-    "nodejs",
-    "python",
-    "dotnet",
-    "go",
-    "apache-httpd",
-    "nginx",
-    "sdk",
-];
-/// The collector sidecar annotation.
-pub const SIDECAR_ANNOTATION: &str = "sidecar.opentelemetry.io/inject";
 /// The metrics label of sidecar injection.
 pub const SIDECAR: &str = "sidecar";
 
@@ -76,10 +63,10 @@ pub fn requested(pod: &Pod, ns: &Namespace) -> (bool, Vec<&'static str>) {
     let empty = BTreeMap::new();
     let pa = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let na = ns.metadata.annotations.as_ref().unwrap_or(&empty);
-    let keys = LANGUAGES
-        .iter()
-        .map(|l| (format!("{INJECT_PREFIX}{l}"), *l))
-        .chain([(SIDECAR_ANNOTATION.to_string(), SIDECAR)]);
+    let keys = Language::ALL
+        .into_iter()
+        .map(|l| (annotations::inject(l), l.as_str()))
+        .chain([(sidecar::INJECT_ANNOTATION.to_string(), SIDECAR)]);
     let mut present = false;
     let mut langs = Vec::new();
     for (key, label) in keys {
