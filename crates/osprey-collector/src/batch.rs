@@ -8,10 +8,15 @@
 //! batch, a batch is also sent once no new request arrived for [`IDLE`]: when every sender is
 //! waiting, waiting longer only adds latency (a single SDK exporter sends one request at a
 //! time, and would otherwise wait `timeout` for each).
+//!
+//! Requests are kept as they arrived and merged when the batch is sent: when every one is
+//! still the receiver's bytes ([`Payload::RawTraces`]) and no split is needed, the batch is
+//! their concatenation, never decoded; otherwise they are decoded, appended and split.
 
 use crate::split;
 use osprey_pipeline::{
-    go_duration, Batch, ConfigError, ConsumeError, Consumer, Context, Payload, SharedConsumer,
+    go_duration, Batch, ConfigError, ConsumeError, Consumer, Context, Payload, RawTraces,
+    SharedConsumer,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -66,9 +71,9 @@ type Waiter = oneshot::Sender<Result<(), ConsumeError>>;
 type GroupKey = Vec<(String, Vec<String>)>;
 
 struct Pending {
-    payload: Option<Payload>,
+    /// The requests of this batch in arrival order, each with its waiter.
+    parts: Vec<(Payload, Waiter)>,
     items: usize,
-    waiters: Vec<Waiter>,
     generation: u64,
     /// Requests appended to the current batch (to tell an idle batch).
     arrivals: u64,
@@ -106,9 +111,11 @@ impl BatchProcessor {
 
     /// Takes the group's pending batch out and sends it; every waiter gets the outcome.
     async fn flush(&self, taken: Pending) {
-        let Some(payload) = taken.payload else { return };
+        let Some(merged) = merge(taken.parts, taken.items, self.config.send_batch_max_size) else {
+            return;
+        };
         let mut result = Ok(());
-        for part in split::split(payload, self.config.send_batch_max_size) {
+        for part in merged.payloads {
             let batch = Batch {
                 payload: part,
                 encoded: None,
@@ -118,7 +125,7 @@ impl BatchProcessor {
                 result = Err(e);
             }
         }
-        for w in taken.waiters {
+        for w in merged.waiters {
             let _ = w.send(result.clone());
         }
     }
@@ -162,32 +169,29 @@ impl Consumer for BatchProcessor {
                 })
             };
             let p = groups.entry(key.clone()).or_insert_with(|| Pending {
-                payload: None,
+                parts: vec![],
                 items: 0,
-                waiters: vec![],
                 generation: 0,
                 arrivals: 0,
                 context,
             });
-            match p.payload.as_mut() {
+            match p.parts.first() {
                 None => {
-                    p.payload = Some(batch.payload);
                     p.generation += 1;
                     start_timer = Some(p.generation);
                 }
-                Some(existing) => {
-                    if let Err(other) = split::append(existing, batch.payload) {
-                        return Err(ConsumeError::Permanent(format!(
-                            "batch processor got {} in a {} pipeline",
-                            other.signal(),
-                            existing.signal()
-                        )));
-                    }
+                Some((first, _)) if first.signal() != batch.signal() => {
+                    return Err(ConsumeError::Permanent(format!(
+                        "batch processor got {} in a {} pipeline",
+                        batch.signal(),
+                        first.signal()
+                    )));
                 }
+                Some(_) => {}
             }
+            p.parts.push((batch.payload, tx));
             p.items += items;
             p.arrivals += 1;
-            p.waiters.push(tx);
             if self.config.send_batch_size > 0 && p.items >= self.config.send_batch_size {
                 start_timer = None;
                 groups.remove(&key)
@@ -221,6 +225,60 @@ impl Consumer for BatchProcessor {
         rx.await
             .unwrap_or_else(|_| Err(ConsumeError::Unavailable("batch processor stopped".into())))
     }
+}
+
+/// A pending batch ready to send: the payloads (split at `max`) and whom to answer.
+struct Merged {
+    payloads: Vec<Payload>,
+    waiters: Vec<Waiter>,
+}
+
+/// Merges the requests of a batch. All raw and within `max`: one concatenation. Otherwise
+/// decoded, appended and split; a raw part that does not decode (counted and logged by
+/// `materialize`) is answered with its error and left out.
+fn merge(parts: Vec<(Payload, Waiter)>, items: usize, max: usize) -> Option<Merged> {
+    let fits = max == 0 || items <= max;
+    if fits
+        && parts
+            .iter()
+            .all(|(p, _)| matches!(p, Payload::RawTraces(_)))
+    {
+        let (raws, waiters): (Vec<RawTraces>, Vec<Waiter>) = parts
+            .into_iter()
+            .filter_map(|(p, w)| match p {
+                Payload::RawTraces(r) => Some((r, w)),
+                _ => None,
+            })
+            .unzip();
+        if waiters.is_empty() {
+            return None;
+        }
+        return Some(Merged {
+            payloads: vec![Payload::RawTraces(RawTraces::concat(raws))],
+            waiters,
+        });
+    }
+    let mut merged: Option<Payload> = None;
+    let mut waiters = Vec::with_capacity(parts.len());
+    for (payload, waiter) in parts {
+        let mut one = Batch::from_payload(payload);
+        if let Err(e) = one.materialize() {
+            let _ = waiter.send(Err(e));
+            continue;
+        }
+        waiters.push(waiter);
+        match merged.as_mut() {
+            None => merged = Some(one.payload),
+            Some(existing) => {
+                // Same signal: checked on arrival.
+                let _ = split::append(existing, one.payload);
+            }
+        }
+    }
+    Some(Merged {
+        payloads: split::split(merged?, max),
+        waiters,
+    })
 }
 
 #[cfg(test)]
@@ -295,6 +353,72 @@ mod tests {
         let p = BatchProcessor::new(cfg, sink.clone());
         assert!(p.consume(spans(3)).await.is_ok());
         assert_eq!(*sink.0.lock().unwrap(), vec![3]);
+    }
+
+    /// Records what it got: raw or decoded, and the span count.
+    #[derive(Default)]
+    struct KindSink(StdMutex<Vec<(bool, usize)>>);
+
+    #[async_trait::async_trait]
+    impl Consumer for KindSink {
+        async fn consume(&self, b: Batch) -> Result<(), ConsumeError> {
+            self.0.lock().unwrap().push((b.is_raw(), b.item_count()));
+            Ok(())
+        }
+    }
+
+    fn raw(n: usize) -> Batch {
+        let Payload::Traces(req) = spans(n).payload else {
+            panic!()
+        };
+        let bytes = bytes::Bytes::from(osprey_model::skim::encode(&req));
+        Batch::from_payload(Payload::RawTraces(RawTraces::from_bytes(bytes).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn raw_requests_are_concatenated_undecoded() {
+        let sink = Arc::new(KindSink::default());
+        let cfg = BatchConfig {
+            timeout: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let p = BatchProcessor::new(cfg, sink.clone());
+        let (a, b) = tokio::join!(p.consume(raw(3)), p.consume(raw(4)));
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(*sink.0.lock().unwrap(), vec![(true, 7)]);
+        // Raw beside decoded: decoded together.
+        let (a, b) = tokio::join!(p.consume(raw(3)), p.consume(spans(4)));
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(sink.0.lock().unwrap()[1], (false, 7));
+    }
+
+    #[tokio::test]
+    async fn raw_requests_over_the_max_are_decoded_and_split() {
+        let sink = Arc::new(KindSink::default());
+        let cfg = BatchConfig {
+            send_batch_size: 10,
+            send_batch_max_size: 12,
+            timeout: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let p = BatchProcessor::new(cfg, sink.clone());
+        let (a, b) = tokio::join!(p.consume(raw(6)), p.consume(raw(20)));
+        assert!(a.is_ok() && b.is_ok());
+        let got = sink.0.lock().unwrap().clone();
+        assert_eq!(got.iter().map(|g| g.1).sum::<usize>(), 26);
+        assert!(got.iter().all(|&(raw, n)| !raw && n <= 12), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_raw_part_fails_alone() {
+        let sink = Arc::new(KindSink::default());
+        let p = BatchProcessor::new(BatchConfig::default(), sink.clone());
+        let bad = RawTraces::new(bytes::Bytes::from_static(&[0x0a, 0x09]), 2);
+        let bad = Batch::from_payload(Payload::RawTraces(bad));
+        let (a, b) = tokio::join!(p.consume(bad), p.consume(spans(4)));
+        assert!(matches!(a, Err(ConsumeError::Permanent(_))));
+        assert!(b.is_ok());
+        assert_eq!(*sink.0.lock().unwrap(), vec![(false, 4)]);
     }
 
     #[test]

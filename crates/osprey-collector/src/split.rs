@@ -20,6 +20,8 @@ pub fn split(payload: Payload, max: usize) -> Vec<Payload> {
         return vec![payload];
     }
     match payload {
+        // Undecoded bytes cannot be split: the batch processor decodes before splitting.
+        Payload::RawTraces(r) => vec![Payload::RawTraces(r)],
         Payload::Traces(r) => chunk(
             r.resource_spans,
             max,

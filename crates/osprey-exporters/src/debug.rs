@@ -193,6 +193,10 @@ pub fn summary_line(payload: &Payload, legacy: bool) -> String {
             r.resource_logs.len(),
             payload.item_count()
         ),
+        Payload::RawTraces(raw) => match raw.decode() {
+            Ok(r) => summary_line(&Payload::Traces(r), legacy),
+            Err(_) => format!("Traces{suffix} {{\"spans\": {}}}", raw.spans()),
+        },
     }
 }
 
@@ -200,6 +204,7 @@ pub fn summary_line(payload: &Payload, legacy: bool) -> String {
 pub fn render(verbosity: Verbosity, payload: &Payload) -> Option<String> {
     Some(match (verbosity, payload) {
         (Verbosity::Basic, _) => return None,
+        (v, Payload::RawTraces(raw)) => return render(v, &Payload::Traces(raw.decode().ok()?)),
         (Verbosity::Normal, Payload::Traces(r)) => normal::traces(r),
         (Verbosity::Normal, Payload::Metrics(r)) => normal::metrics(r),
         (Verbosity::Normal, Payload::Logs(r)) => normal::logs(r),
@@ -290,7 +295,8 @@ impl DebugExporter {
 
 #[async_trait::async_trait]
 impl Consumer for DebugExporter {
-    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+    async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
+        batch.materialize()?;
         if self.sampler.allow(Instant::now()) {
             self.emit(&summary_line(&batch.payload, self.legacy));
         }

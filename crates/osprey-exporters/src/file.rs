@@ -230,12 +230,14 @@ impl FileExporter {
             match (&batch.encoded, &batch.payload) {
                 (Some(bytes), _) => bytes.to_vec(),
                 (None, Payload::Traces(r)) => r.encode_to_vec(),
+                (None, Payload::RawTraces(r)) => r.to_bytes().to_vec(),
                 (None, Payload::Metrics(r)) => r.encode_to_vec(),
                 (None, Payload::Logs(r)) => r.encode_to_vec(),
             }
         } else {
             match &batch.payload {
                 Payload::Traces(r) => serde_json::to_vec(r),
+                Payload::RawTraces(r) => serde_json::to_vec(&r.decode_or_count()?),
                 Payload::Metrics(r) => serde_json::to_vec(r),
                 Payload::Logs(r) => serde_json::to_vec(r),
             }

@@ -23,20 +23,26 @@ impl StoreExporter {
 #[async_trait::async_trait]
 impl Consumer for StoreExporter {
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let Payload::Traces(request) = &batch.payload else {
-            return Err(ConsumeError::Permanent(format!(
-                "the osprey store keeps traces only; {} are not stored yet",
-                batch.signal()
-            )));
+        let signal = batch.signal();
+        // The WAL keeps the encoding: the receiver's bytes when they are at hand.
+        let (request, encoded) = match batch.payload {
+            Payload::Traces(request) => (request, batch.encoded),
+            Payload::RawTraces(raw) => {
+                let raw = raw.flatten();
+                (raw.decode_or_count()?, Some(raw.to_bytes()))
+            }
+            _ => {
+                return Err(ConsumeError::Permanent(format!(
+                    "the osprey store keeps traces only; {signal} are not stored yet"
+                )))
+            }
         };
         if request.resource_spans.is_empty() {
             return Ok(());
         }
-        let rows = osprey_model::request_to_batch(request)
+        let rows = osprey_model::request_to_batch(&request)
             .map_err(|e| ConsumeError::Permanent(format!("cannot convert spans: {e}")))?;
-        let payload = batch
-            .encoded
-            .unwrap_or_else(|| Bytes::from(request.encode_to_vec()));
+        let payload = encoded.unwrap_or_else(|| Bytes::from(request.encode_to_vec()));
         match self.store.append(payload, rows).await {
             Ok(_) => Ok(()),
             Err(StoreError::Overloaded { buffered, limit }) => Err(ConsumeError::Overloaded {

@@ -10,8 +10,10 @@
 //! Component configuration follows the OpenTelemetry Collector: each component has a `serde`
 //! config with defaults; [`ConfigError`] names the path of a bad key.
 
+pub mod raw;
 pub mod signal;
 
+pub use raw::RawTraces;
 pub use signal::{Batch, Context, LogsRequest, MetricsRequest, Payload, Signal};
 
 use osprey_model::TraceRequest;

@@ -1,5 +1,12 @@
 //! The three signals and the batch that carries one of them through a pipeline.
+//!
+//! Traces travel either decoded ([`Payload::Traces`]) or as the protobuf bytes a receiver got
+//! ([`Payload::RawTraces`], the collector's fast path: a clean request is passed on, batched
+//! and exported without being decoded). A component that needs the structure calls
+//! [`Batch::materialize`] (or [`Batch::payload_mut`] / [`Batch::traces_mut`]) first.
 
+use crate::raw::RawTraces;
+use crate::ConsumeError;
 use bytes::Bytes;
 use osprey_model::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use osprey_model::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -57,6 +64,8 @@ impl fmt::Display for Signal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Traces(TraceRequest),
+    /// An encoded `ExportTraceServiceRequest` known to decode (see [`RawTraces`]).
+    RawTraces(RawTraces),
     Metrics(MetricsRequest),
     Logs(LogsRequest),
 }
@@ -64,7 +73,7 @@ pub enum Payload {
 impl Payload {
     pub fn signal(&self) -> Signal {
         match self {
-            Payload::Traces(_) => Signal::Traces,
+            Payload::Traces(_) | Payload::RawTraces(_) => Signal::Traces,
             Payload::Metrics(_) => Signal::Metrics,
             Payload::Logs(_) => Signal::Logs,
         }
@@ -74,6 +83,7 @@ impl Payload {
     pub fn item_count(&self) -> usize {
         match self {
             Payload::Traces(r) => osprey_model::span_count(r),
+            Payload::RawTraces(r) => r.spans(),
             Payload::Metrics(r) => metric_point_count(r),
             Payload::Logs(r) => r
                 .resource_logs
@@ -87,6 +97,7 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         match self {
             Payload::Traces(r) => r.resource_spans.is_empty(),
+            Payload::RawTraces(r) => r.is_empty(),
             Payload::Metrics(r) => r.resource_metrics.is_empty(),
             Payload::Logs(r) => r.resource_logs.is_empty(),
         }
@@ -162,19 +173,52 @@ impl Batch {
     pub fn span_count(&self) -> usize {
         match &self.payload {
             Payload::Traces(r) => osprey_model::span_count(r),
+            Payload::RawTraces(r) => r.spans(),
             _ => 0,
         }
     }
-    /// The traces in this batch, if it carries traces.
+    /// The decoded traces in this batch, if it carries decoded traces (`None` for
+    /// [`Payload::RawTraces`]: [`Batch::materialize`] first).
     pub fn trace_request(&self) -> Option<&TraceRequest> {
         match &self.payload {
             Payload::Traces(r) => Some(r),
             _ => None,
         }
     }
-    /// Mutable access to the payload; drops the cached encoding, since the caller may change it.
-    pub fn payload_mut(&mut self) -> &mut Payload {
+    /// Whether the traces are still the receiver's bytes.
+    pub fn is_raw(&self) -> bool {
+        matches!(self.payload, Payload::RawTraces(_))
+    }
+    /// Decodes [`Payload::RawTraces`] in place (a no-op for anything else). The bytes stay as
+    /// [`Batch::encoded`], since they encode exactly the decoded request. A decode failure
+    /// (which a skimmed request cannot have) is logged, counted in
+    /// [`crate::raw::decode_failures`], and returned as a permanent error: the batch is dropped.
+    pub fn materialize(&mut self) -> Result<(), ConsumeError> {
+        let Payload::RawTraces(raw) = &self.payload else {
+            return Ok(());
+        };
+        let raw = raw.clone().flatten();
+        let request = raw.decode_or_count()?;
+        let bytes = raw.to_bytes();
+        self.payload = Payload::Traces(request);
+        if self.encoded.is_none() {
+            self.encoded = Some(bytes);
+        }
+        Ok(())
+    }
+    /// Mutable access to the payload, decoded; drops the cached encoding, since the caller may
+    /// change it.
+    pub fn payload_mut(&mut self) -> Result<&mut Payload, ConsumeError> {
+        self.materialize()?;
         self.encoded = None;
-        &mut self.payload
+        Ok(&mut self.payload)
+    }
+    /// Mutable access to the decoded traces (`None` for other signals); drops the cached
+    /// encoding.
+    pub fn traces_mut(&mut self) -> Result<Option<&mut TraceRequest>, ConsumeError> {
+        match self.payload_mut()? {
+            Payload::Traces(r) => Ok(Some(r)),
+            _ => Ok(None),
+        }
     }
 }

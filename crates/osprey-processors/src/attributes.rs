@@ -196,8 +196,10 @@ impl AttributesProcessor {
 impl Consumer for AttributesProcessor {
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         let ctx = batch.context.clone();
-        let result = match batch.payload_mut() {
+        let result = match batch.payload_mut()? {
             Payload::Traces(r) => self.process_traces(r, &ctx),
+            // payload_mut decoded it.
+            Payload::RawTraces(_) => Ok(()),
             Payload::Logs(r) => self.process_logs(r, &ctx),
             Payload::Metrics(r) => self.process_metrics(r, &ctx),
         };

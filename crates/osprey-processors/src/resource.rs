@@ -63,6 +63,8 @@ impl ResourceProcessor {
                 .resource_logs
                 .iter_mut()
                 .for_each(|rl| apply(&mut rl.resource)),
+            // Undecoded: the caller decodes first (`Batch::payload_mut`).
+            Payload::RawTraces(_) => {}
         }
     }
 }
@@ -71,7 +73,7 @@ impl ResourceProcessor {
 impl Consumer for ResourceProcessor {
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         let ctx = batch.context.clone();
-        self.process(batch.payload_mut(), &ctx);
+        self.process(batch.payload_mut()?, &ctx);
         self.next.consume(batch).await
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! File: `<seq, 20 digits>.batch` = one byte signal (0 traces, 1 metrics, 2 logs) + protobuf.
 
-use osprey_pipeline::{Batch, ConsumeError, LogsRequest, MetricsRequest, Payload};
+use osprey_pipeline::{Batch, ConsumeError, LogsRequest, MetricsRequest, Payload, RawTraces};
 use prost::Message;
 use std::collections::VecDeque;
 use std::io::Write;
@@ -142,6 +142,7 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn encode(p: &Payload) -> Vec<u8> {
     let (tag, body) = match p {
         Payload::Traces(r) => (0u8, r.encode_to_vec()),
+        Payload::RawTraces(r) => (0u8, r.to_bytes().to_vec()),
         Payload::Metrics(r) => (1, r.encode_to_vec()),
         Payload::Logs(r) => (2, r.encode_to_vec()),
     };
@@ -155,7 +156,11 @@ fn decode(bytes: &[u8]) -> Result<Payload, String> {
     let (tag, body) = bytes.split_first().ok_or("empty file")?;
     let err = |e: prost::DecodeError| e.to_string();
     Ok(match tag {
-        0 => Payload::Traces(osprey_model::TraceRequest::decode(body).map_err(err)?),
+        // Traces stay encoded (the skim checks they decode): the exporter sends the bytes.
+        0 => Payload::RawTraces(
+            RawTraces::from_bytes(bytes::Bytes::copy_from_slice(body))
+                .map_err(|e| e.to_string())?,
+        ),
         1 => Payload::Metrics(MetricsRequest::decode(body).map_err(err)?),
         2 => Payload::Logs(LogsRequest::decode(body).map_err(err)?),
         t => return Err(format!("unknown signal tag {t}")),
@@ -183,7 +188,9 @@ mod tests {
         drop(q);
         let q = DiskQueue::open(dir.path().join("q")).unwrap();
         assert_eq!(q.len().await, 2);
-        let (b, _) = q.take().await.unwrap().unwrap();
+        let (mut b, _) = q.take().await.unwrap().unwrap();
+        assert!(b.is_raw());
+        b.materialize().unwrap();
         match b.payload {
             Payload::Traces(r) => assert_eq!(r.resource_spans[0].schema_url, "s1"),
             _ => panic!("wrong signal"),

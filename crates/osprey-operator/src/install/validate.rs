@@ -77,11 +77,24 @@ impl Values {
             ("store.resources", &self.store.resources),
             ("collector.resources", &self.collector.resources),
             ("grafana.resources", &self.grafana.resources),
+            ("prometheus.resources", &self.prometheus.resources),
         ] {
             check_resources(field, r)?;
         }
         if self.grafana.image.trim().is_empty() {
             return bad("grafana.image", "must not be empty".into());
+        }
+        if self.prometheus.image.trim().is_empty() {
+            return bad("prometheus.image", "must not be empty".into());
+        }
+        if !is_duration(&self.prometheus.retention) {
+            return bad(
+                "prometheus.retention",
+                format!(
+                    "{:?} is not a duration like 15d or 12h",
+                    self.prometheus.retention
+                ),
+            );
         }
         let inst = &self.instrumentation;
         if !SAMPLERS.contains(&inst.sampler.kind.as_str()) {

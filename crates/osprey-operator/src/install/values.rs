@@ -11,6 +11,8 @@ pub const DEFAULT_NAMESPACE: &str = "osprey-system";
 pub const DEFAULT_REPOSITORY: &str = "ghcr.io/osprey-observability/osprey";
 /// Grafana's image.
 pub const DEFAULT_GRAFANA_IMAGE: &str = "docker.io/grafana/grafana:11.3.0";
+/// Prometheus's image.
+pub const DEFAULT_PROMETHEUS_IMAGE: &str = "docker.io/prom/prometheus:v2.53.2";
 
 /// Every knob of `osprey install` and of the chart.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -25,6 +27,7 @@ pub struct Values {
     pub collector: Collector,
     pub instrumentation: InstrumentationValues,
     pub grafana: Grafana,
+    pub prometheus: Prometheus,
 }
 
 /// The Osprey image (all roles run the one binary).
@@ -205,6 +208,29 @@ impl Default for Grafana {
             replicas: 1,
             image: DEFAULT_GRAFANA_IMAGE.into(),
             resources: resources("100m", "128Mi", "512Mi"),
+        }
+    }
+}
+
+/// Prometheus, fed by the default collector's spanmetrics over remote write; when disabled the
+/// collector, Grafana's data sources and the dashboards leave it out.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Prometheus {
+    pub enabled: bool,
+    pub image: String,
+    /// How long samples are kept (`--storage.tsdb.retention.time`).
+    pub retention: String,
+    pub resources: Value,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Prometheus {
+            enabled: true,
+            image: DEFAULT_PROMETHEUS_IMAGE.into(),
+            retention: "15d".into(),
+            resources: resources("100m", "256Mi", "1Gi"),
         }
     }
 }

@@ -193,6 +193,9 @@ impl FilterProcessor {
 #[async_trait::async_trait]
 impl Consumer for FilterProcessor {
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
+        if !self.traces.is_empty() {
+            batch.materialize()?;
+        }
         let result = match &mut batch.payload {
             Payload::Traces(r) if !self.traces.is_empty() => filter_traces(&self.traces, r),
             Payload::Logs(r) if !self.logs.is_empty() => filter_logs(&self.logs, r),
@@ -205,7 +208,7 @@ impl Consumer for FilterProcessor {
             }
             Ok(f) => {
                 if f.changed() {
-                    batch.payload_mut();
+                    batch.encoded = None;
                     tracing::debug!(
                         dropped = f.dropped,
                         dropped_events = f.dropped_events,

@@ -39,6 +39,8 @@ pub fn enrich_payload(payload: &mut Payload, ctx: &Context, index: &PodIndex, ru
         Payload::Traces(r) => enrich_traces(r, ctx, index, rules),
         Payload::Metrics(r) => enrich_metrics(r, ctx, index, rules),
         Payload::Logs(r) => enrich_logs(r, ctx, index, rules),
+        // Undecoded: the caller decodes first (`Batch::payload_mut`).
+        Payload::RawTraces(_) => {}
     }
 }
 

@@ -145,9 +145,10 @@ fn wait_synced(watch: &K8sWatch, config: &K8sAttributesConfig) -> Result<(), Con
 impl Consumer for K8sAttributesProcessor {
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         let ctx = batch.context.clone();
+        let payload = batch.payload_mut()?;
         {
             let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-            enrich_payload(batch.payload_mut(), &ctx, &index, &self.rules);
+            enrich_payload(payload, &ctx, &index, &self.rules);
         }
         self.next.consume(batch).await
     }

@@ -351,6 +351,7 @@ impl ProbabilisticSamplerProcessor {
 #[async_trait::async_trait]
 impl Consumer for ProbabilisticSamplerProcessor {
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
+        batch.materialize()?;
         let Payload::Traces(req) = &mut batch.payload else {
             return Err(ConsumeError::Permanent(
                 "probabilistic_sampler: only traces are supported".into(),
@@ -358,7 +359,7 @@ impl Consumer for ProbabilisticSamplerProcessor {
         };
         self.sampler.sample_traces(req);
         // Kept spans carry a rewritten tracestate.
-        batch.payload_mut();
+        batch.encoded = None;
         if batch.payload.is_empty() {
             return Ok(());
         }

@@ -122,7 +122,8 @@ impl Drop for TailSamplingProcessor {
 
 #[async_trait::async_trait]
 impl Consumer for TailSamplingProcessor {
-    async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+    async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
+        batch.materialize()?;
         let Payload::Traces(req) = batch.payload else {
             return Err(ConsumeError::Permanent(
                 "tail_sampling: only traces are supported".into(),

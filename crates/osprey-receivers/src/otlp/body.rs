@@ -132,6 +132,31 @@ pub fn decode(encoding: Encoding, body: &[u8]) -> Result<TraceRequest, BodyError
     }
 }
 
+/// A traces body: decoded, or a protobuf body left undecoded because a skim found it clean.
+#[derive(Debug)]
+pub enum TraceBody {
+    Decoded(TraceRequest),
+    Clean { spans: usize },
+}
+
+/// [`decode`] for the fast path: a protobuf body that sanitizing would not change (per
+/// `limits`) and whose spans all start at or after `cutoff_ns` stays undecoded.
+pub fn decode_traces(
+    encoding: Encoding,
+    body: &[u8],
+    limits: &osprey_model::Limits,
+    cutoff_ns: Option<u64>,
+) -> Result<TraceBody, BodyError> {
+    if encoding == Encoding::Protobuf {
+        if let Ok(s) = osprey_model::skim::skim(body, limits) {
+            if s.clean && cutoff_ns.is_none_or(|c| s.oldest_start >= c) {
+                return Ok(TraceBody::Clean { spans: s.spans });
+            }
+        }
+    }
+    decode(encoding, body).map(TraceBody::Decoded)
+}
+
 /// Decodes an `ExportMetricsServiceRequest` in the given encoding.
 pub fn decode_metrics(
     encoding: Encoding,

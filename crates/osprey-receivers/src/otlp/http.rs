@@ -141,7 +141,7 @@ async fn read_body<T: Send + 'static>(
     ingest: &TraceIngest,
     headers: &HeaderMap,
     body: Body,
-    decode: fn(Encoding, &[u8]) -> Result<T, body::BodyError>,
+    decode: impl FnOnce(Encoding, &[u8]) -> Result<T, body::BodyError> + Send + 'static,
 ) -> Result<(Encoding, T, Option<bytes::Bytes>), Response> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -259,11 +259,24 @@ async fn export_traces(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (enc, req, encoded) = match read_body(&ingest, &headers, body, body::decode).await {
+    let limits = ingest.config().limits;
+    let cutoff = ingest.config().max_span_age.map(super::cutoff_ns);
+    let decode = move |enc: Encoding, b: &[u8]| body::decode_traces(enc, b, &limits, cutoff);
+    let (enc, req, encoded) = match read_body(&ingest, &headers, body, decode).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    match ingest.export_from(req, encoded, client_of(&ext)).await {
+    let client = client_of(&ext);
+    let result = match (req, encoded) {
+        (body::TraceBody::Clean { spans }, Some(bytes)) => {
+            ingest.pass_raw(bytes, spans, client).await
+        }
+        (body::TraceBody::Decoded(req), encoded) => ingest.export_from(req, encoded, client).await,
+        (body::TraceBody::Clean { .. }, None) => Err(IngestError::Internal(
+            "a clean protobuf body lost its bytes".into(),
+        )),
+    };
+    match result {
         Ok(outcome) => {
             let resp = outcome.into_response();
             let body = match enc {
@@ -337,6 +350,22 @@ mod tests {
             .lock()
             .map(|g| g[0].encoded.is_some())
             .unwrap_or(false));
+    }
+
+    #[tokio::test]
+    async fn a_clean_protobuf_body_stays_undecoded() {
+        let rec = Arc::new(Recorder::default());
+        let app = router(TraceIngest::new(rec.clone(), OtlpConfig::default()));
+        let body = request(vec![span(1, 1), span(1, 2)]).encode_to_vec();
+        let (status, _, resp) = call(app, "application/x-protobuf", body.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(resp.is_empty(), "no partial success");
+        let got = rec.got.lock().map(|g| g.clone()).unwrap_or_default();
+        assert_eq!(got.len(), 1);
+        let osprey_pipeline::Payload::RawTraces(raw) = &got[0].payload else {
+            panic!("expected raw traces, got {:?}", got[0].payload)
+        };
+        assert_eq!((raw.spans(), raw.to_bytes().as_ref()), (2, body.as_slice()));
     }
 
     #[tokio::test]

@@ -3,9 +3,15 @@
 //! [`TraceIngest`] is the protocol-neutral core: it sanitizes a decoded request, passes it on,
 //! and turns the outcome into an [`ExportOutcome`] (a success, maybe partial) or an
 //! [`IngestError`] that each front end maps to its own status codes.
+//!
+//! Protobuf requests can also be taken as bytes ([`TraceIngest::export_bytes`], what the gRPC
+//! front end does): a skim checks them without decoding, and a clean request (one sanitizing
+//! would not change) is passed on as [`RawTraces`], never decoded; anything else is decoded and
+//! takes the path above.
 
 pub mod body;
 pub mod grpc;
+mod grpc_raw;
 pub mod http;
 mod signals;
 
@@ -14,7 +20,7 @@ use osprey_model::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use osprey_model::{sanitize_request, Limits, TraceRequest};
-use osprey_pipeline::{ConsumeError, SharedConsumer, TraceBatch};
+use osprey_pipeline::{ConsumeError, Payload, RawTraces, SharedConsumer, TraceBatch};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -165,10 +171,7 @@ impl TraceIngest {
         let mut report = sanitize_request(&mut request, &self.config.limits);
         let mut encoded = encoded;
         if let Some(age) = self.config.max_span_age {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let cutoff = now.saturating_sub(age).as_nanos() as u64;
+            let cutoff = cutoff_ns(age);
             if osprey_model::reject_older_than(&mut request, cutoff, &mut report) > 0 {
                 // The original bytes still hold the removed spans; the store re-encodes.
                 encoded = None;
@@ -187,6 +190,80 @@ impl TraceIngest {
         }
         let mut batch = TraceBatch::traces(request);
         batch.encoded = encoded;
+        self.hand_on(consumer, batch, outcome, client).await
+    }
+
+    /// Takes an encoded request. Bytes prost would refuse are a bad request (with prost's
+    /// message); a clean request, all of whose spans are within `max_span_age`, goes on as
+    /// [`RawTraces`]; anything else is decoded and goes through [`TraceIngest::export_from`].
+    pub async fn export_bytes(
+        &self,
+        bytes: Bytes,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<ExportOutcome, IngestError> {
+        if self.consumer.is_none() {
+            return Err(IngestError::NotServed(
+                "this OTLP receiver is in no traces pipeline".into(),
+            ));
+        }
+        let skim = match osprey_model::skim::skim(&bytes, &self.config.limits) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = match osprey_model::skim::decode(&bytes) {
+                    Err(prost) => prost.to_string(),
+                    Ok(_) => format!("failed to decode Protobuf message: {e}"),
+                };
+                return Err(IngestError::BadRequest(msg));
+            }
+        };
+        if !(skim.clean && self.young(skim.oldest_start)) {
+            let request = osprey_model::skim::decode(&bytes)
+                .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+            return self.export_from(request, None, client).await;
+        }
+        self.pass_raw(bytes, skim.spans, client).await
+    }
+
+    /// Whether spans starting at `oldest_start` are all within `max_span_age`.
+    fn young(&self, oldest_start: u64) -> bool {
+        self.config
+            .max_span_age
+            .is_none_or(|age| oldest_start >= cutoff_ns(age))
+    }
+
+    /// Passes on a request a skim found clean (`spans` spans), undecoded.
+    pub(crate) async fn pass_raw(
+        &self,
+        bytes: Bytes,
+        spans: usize,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<ExportOutcome, IngestError> {
+        let Some(consumer) = &self.consumer else {
+            return Err(IngestError::NotServed(
+                "this OTLP receiver is in no traces pipeline".into(),
+            ));
+        };
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = ExportOutcome {
+            accepted: spans as u64,
+            rejected: 0,
+            message: None,
+        };
+        if spans == 0 {
+            return Ok(outcome);
+        }
+        let batch = TraceBatch::from_payload(Payload::RawTraces(RawTraces::new(bytes, spans)));
+        self.hand_on(consumer, batch, outcome, client).await
+    }
+
+    /// Passes a batch of `outcome.accepted` spans on and counts the result.
+    async fn hand_on(
+        &self,
+        consumer: &SharedConsumer,
+        mut batch: TraceBatch,
+        outcome: ExportOutcome,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<ExportOutcome, IngestError> {
         if client.is_some() {
             batch.context = Arc::new(osprey_pipeline::Context {
                 client_addr: client,
@@ -197,16 +274,24 @@ impl TraceIngest {
             Ok(()) => {
                 self.stats
                     .spans_accepted
-                    .fetch_add(report.accepted, Ordering::Relaxed);
+                    .fetch_add(outcome.accepted, Ordering::Relaxed);
                 Ok(outcome)
             }
             Err(e) => {
                 self.stats.requests_refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, spans = report.accepted, "trace export refused");
+                tracing::warn!(error = %e, spans = outcome.accepted, "trace export refused");
                 Err(IngestError::from(e))
             }
         }
     }
+}
+
+/// Nanoseconds since the epoch `age` ago.
+pub(crate) fn cutoff_ns(age: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(age).as_nanos() as u64
 }
 
 impl From<ConsumeError> for IngestError {

@@ -8,6 +8,8 @@
 
 mod report;
 mod sink;
+#[cfg(test)]
+mod skim_tests;
 
 use super::server::{proc_cpu_secs, proc_status_kib};
 use crate::gen::{Generator, WorkloadConfig};
