@@ -1,6 +1,7 @@
 """What Grafana does with the dashboards Osprey ships (deploy/helm/osprey/files/grafana): the
-template variable and macro expansion of its PostgreSQL, Jaeger and Tempo data sources, and the
-requests those data sources send. Used by test_grafana_dashboards.py.
+template variable and macro expansion of its PostgreSQL, Jaeger, Tempo and Prometheus data
+sources, and the requests those data sources send. Used by test_grafana_dashboards.py and
+test_grafana_prometheus.py.
 
 Sources (read, not copied), grafana/grafana:
 - Template variables: public/app/features/templating/template_srv.ts (`$var`, `${var}`,
@@ -29,6 +30,26 @@ Sources (read, not copied), grafana/grafana:
 - Tempo: public/app/plugins/datasource/tempo/datasource.ts: queryType 'traceql' whose query is
   only hex digits is a trace-id lookup (the backend's GET /api/v2/traces/{id}); any other
   TraceQL → GET /api/search?q&limit&spss&start&end (seconds).
+- Prometheus, frontend: packages/grafana-prometheus/src/datasource.ts `applyTemplateVariables`
+  (dashboard variables by `interpolateQueryExpr`: a variable neither multi nor include-All gets
+  `prometheusRegularEscape` (backslash and ' escaped), otherwise each value gets
+  `prometheusSpecialRegexEscape` and several become `(a|b)`; a custom all value is inserted
+  as written; `$__interval`/`$__interval_ms` are left to the backend) and metric_find_query.ts
+  (`label_values(selector, label)` → GET /api/v1/label/<label>/values?match[]=selector&start&end,
+  seconds, the labels-match API being assumed when no Prometheus type/version is configured;
+  `label_values(label)` without match[]; `query_result(expr)` → GET /api/v1/query at the end).
+  The panel's interval is computed as for the SQL data sources, its lower limit the panel's
+  `interval` else the data source's `timeInterval` else 15s.
+- Prometheus, backend: pkg/promlib/models/query.go `Parse`: step = the larger of the interval
+  from gtime.GetIntervalFrom(timeInterval, target `interval`, the panel interval) through
+  intervalv2 Calculate (range / max data points, rounded, not below that minimum) and the
+  "safe" interval (range / 11000, rounded), times `intervalFactor`; `$__rate_interval` =
+  max(panel interval + scrape interval, 4 × scrape interval), the scrape interval being
+  `timeInterval` (15s when unset), written as Go's time.Duration String (`1m0s`);
+  `$__interval` = gtime.FormatInterval(step), `$__range` = rounded seconds + `s`;
+  client/client.go: POST (jsonData.httpMethod, POST by default) /api/v1/query_range with start
+  and end rounded down to a multiple of the step, `step` in seconds; instant targets →
+  /api/v1/query?time=end.
 """
 from __future__ import annotations
 
@@ -44,13 +65,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA_DIR = ROOT / "deploy" / "helm" / "osprey" / "files" / "grafana"
 DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
-DASHBOARD_NAMES = ["overview", "service", "operation", "service-map", "traces"]
+DASHBOARD_NAMES = ["overview", "service", "operation", "service-map", "traces", "red-metrics"]
 
 # Data source types as Grafana 11 names them (the PostgreSQL plugin id since Grafana 10.3;
 # `postgres` is its old alias).
 POSTGRES_TYPES = {"grafana-postgresql-datasource", "postgres"}
 JAEGER_TYPE = "jaeger"
 TEMPO_TYPE = "tempo"
+PROMETHEUS_TYPE = "prometheus"
 
 # Panel types the dashboards may use, and what each needs from its query results.
 KNOWN_PANEL_TYPES = {"row", "timeseries", "table", "stat", "nodeGraph", "histogram", "traces",
@@ -68,6 +90,13 @@ def load_dashboards() -> dict[str, dict]:
 def load_datasources() -> dict[str, dict]:
     doc = yaml.safe_load((GRAFANA_DIR / "datasources.yaml").read_text())
     return {d["uid"]: d for d in doc["datasources"]}
+
+
+def panel_datasource_types(panel: dict, datasources: dict) -> set[str]:
+    """The types of the data sources a panel's targets (or the panel) name."""
+    refs = [t.get("datasource") or panel.get("datasource") for t in panel.get("targets", [])]
+    return {datasources[r["uid"]]["type"] for r in refs
+            if isinstance(r, dict) and r.get("uid") in datasources}
 
 
 def all_panels(dashboard: dict) -> list[dict]:
@@ -114,10 +143,37 @@ _ROUND = [(10, 1), (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 5
           (16_200_000, 10_800_000), (32_400_000, 21_600_000), (86_400_000, 43_200_000)]
 
 
+def round_interval_ms(raw_ms: float) -> int:
+    """rangeutil.roundInterval / gtime.RoundInterval (the same table)."""
+    return next((iv for bound, iv in _ROUND if raw_ms <= bound), 86_400_000)
+
+
 def panel_interval_ms(frm_ns: int, to_ns: int, max_data_points: int, min_interval_ms: int) -> int:
     raw = (to_ns - frm_ns) // 10**6 / max_data_points
-    chosen = next((iv for bound, iv in _ROUND if raw <= bound), 86_400_000)
-    return max(chosen, min_interval_ms)
+    return max(round_interval_ms(raw), min_interval_ms)
+
+
+def go_seconds(ns: int) -> str:
+    """strconv.FormatFloat(seconds, 'f', -1, 64) of an instant or a duration in ns: 15, 0.5,
+    1700000000.25."""
+    frac = f"{ns % 10**9:09d}".rstrip("0")
+    return f"{ns // 10**9}.{frac}" if frac else f"{ns // 10**9}"
+
+
+def go_duration_string(ms: int) -> str:
+    """Go's time.Duration String of a whole number of milliseconds: 1m0s, 1h0m15s, 1.5s, 500ms."""
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    secs = f"{rest // 1000}" + (f".{rest % 1000:03d}".rstrip("0") if rest % 1000 else "")
+    if h:
+        return f"{h}h{m}m{secs}s"
+    if m:
+        return f"{m}m{secs}s"
+    return f"{secs}s"
 
 
 @dataclass
@@ -142,6 +198,7 @@ class Variable:
     values: list[str]          # the selected values
     multi_or_all: bool         # SQL data sources quote these
     options: list[str] = field(default_factory=list)
+    custom_all: bool = False   # "All" with a custom all value: inserted as written
 
 
 _VAR_RE = re.compile(r"\$(\w+)|\$\{(\w+)(?::([^}]+))?\}|\[\[(\w+)(?::(\w+))?\]\]")
@@ -172,6 +229,42 @@ def replace_variables(text: str, variables: dict[str, Variable], sql: bool,
         if len(var.values) == 1:
             return var.values[0]
         return "{" + ",".join(var.values) + "}"
+
+    return _VAR_RE.sub(sub, text)
+
+
+def prometheus_regular_escape(value: str) -> str:
+    """prometheusRegularEscape: a backslash doubled, a quote as two backslashes and a quote."""
+    return value.replace("\\", "\\\\").replace("'", "\\\\'")
+
+
+def prometheus_regex_escape(value: str) -> str:
+    """prometheusSpecialRegexEscape: a backslash as four, each regex metacharacter (and ')
+    behind two backslashes (the PromQL string literal turns them into one)."""
+    value = value.replace("\\", "\\" * 4)
+    return re.sub(r"([$^*{}\[\]'+?.()|])", lambda m: "\\\\" + m.group(1), value)
+
+
+def replace_prometheus_variables(text: str, variables: dict[str, Variable],
+                                 builtins: dict[str, str]) -> str:
+    """templateSrv.replace with the Prometheus data source's interpolateQueryExpr."""
+
+    def sub(m):
+        name = m.group(1) or m.group(2) or m.group(4)
+        fmt = m.group(3) or m.group(5)
+        if name in builtins:
+            return builtins[name]
+        var = variables.get(name)
+        if var is None:
+            return m.group(0)
+        if fmt is not None:
+            raise UnsupportedQuery(f"variable format {fmt!r} in {text!r}")
+        if var.custom_all:
+            return var.values[0]
+        if not var.multi_or_all:
+            return prometheus_regular_escape(var.values[0])
+        escaped = [prometheus_regex_escape(v) for v in var.values]
+        return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
 
     return _VAR_RE.sub(sub, text)
 
@@ -342,18 +435,28 @@ class Result:
 
 
 class Runner:
-    """Runs a dashboard's variables and targets against a live `osprey up` as Grafana would:
-    `datasources` is datasources.yaml by uid, `pg_connect()` opens a PG connection to the
-    server, `http_base` replaces the data sources' `http://osprey:9201`."""
+    """Runs a dashboard's variables and targets against a live `osprey up` (and Prometheus) as
+    Grafana would: `datasources` is datasources.yaml by uid, `pg_connect()` opens a PG
+    connection to the server (on first use), `http_base` replaces the data sources'
+    `http://osprey:9201`, `prometheus_base` the Prometheus data source's URL."""
 
     def __init__(self, dashboard: dict, datasources: dict, pg_connect, http_base: str,
-                 tr: TimeRange, max_data_points: int = 1000):
+                 tr: TimeRange, max_data_points: int = 1000, prometheus_base: str | None = None):
         import requests
         self.http = requests.Session()
         self.dashboard, self.datasources = dashboard, datasources
-        self.conn = pg_connect()
+        self.pg_connect, self._conn = pg_connect, None
         self.http_base, self.tr, self.max_data_points = http_base, tr, max_data_points
+        self.prometheus_base = prometheus_base
         self.variables: dict[str, Variable] = {}
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            if self.pg_connect is None:
+                raise AssertionError("this runner has no PostgreSQL connection")
+            self._conn = self.pg_connect()
+        return self._conn
 
     # -- data sources
     def datasource(self, ref, where: str) -> dict:
@@ -369,6 +472,10 @@ class Runner:
 
     def url(self, ds: dict, path: str) -> str:
         base = re.sub(r"^https?://[^/]+", "", ds["url"])
+        if ds["type"] == PROMETHEUS_TYPE:
+            if self.prometheus_base is None:
+                raise AssertionError("this runner has no Prometheus")
+            return self.prometheus_base + base + path
         return self.http_base + base + path
 
     def get(self, ds: dict, path: str, params=None, headers=None):
@@ -377,7 +484,9 @@ class Runner:
         return r
 
     def min_interval_ms(self, panel: dict, ds: dict) -> int:
-        text = panel.get("interval") or ds.get("jsonData", {}).get("timeInterval") or "1ms"
+        # The Prometheus data source's `interval` defaults to 15s; the SQL ones have none.
+        default = "15s" if ds["type"] == PROMETHEUS_TYPE else "1ms"
+        text = panel.get("interval") or ds.get("jsonData", {}).get("timeInterval") or default
         return parse_duration_ms(text.lstrip(">"))
 
     # -- variables
@@ -397,7 +506,11 @@ class Runner:
         for v in self.dashboard.get("templating", {}).get("list", []):
             where = f"variable {v.get('name')!r}"
             kind = v.get("type")
-            if kind == "query":
+            is_prometheus = (kind == "query" and self.datasource(
+                v.get("datasource"), where)["type"] == PROMETHEUS_TYPE)
+            if is_prometheus:
+                options = self.prometheus_variable_options(v, where)
+            elif kind == "query":
                 ds = self.datasource(v.get("datasource"), where)
                 if ds["type"] not in POSTGRES_TYPES:
                     raise UnsupportedQuery(f"{where}: query variables of {ds['type']} are not ported")
@@ -419,7 +532,7 @@ class Runner:
             else:
                 raise UnsupportedQuery(f"{where}: variable type {kind!r} is not ported")
             if kind != "textbox" and not options:
-                raise AssertionError(f"{where} has no values: {frame.sql}")
+                raise AssertionError(f"{where} has no values")
             current = (v.get("current") or {}).get("value")
             all_selected = v.get("includeAll") and current in ("$__all", ["$__all"])
             if all_selected:
@@ -427,9 +540,10 @@ class Runner:
             else:
                 values = options[:1]
             multi = bool(v.get("multi") or v.get("includeAll"))
-            if all_selected and v.get("allValue"):
+            custom_all = bool(all_selected and v.get("allValue"))
+            if custom_all:
                 multi = False  # a custom all value is inserted as written
-            self.variables[v["name"]] = Variable(v["name"], values, multi, options)
+            self.variables[v["name"]] = Variable(v["name"], values, multi, options, custom_all)
         return self.variables
 
     # -- targets
@@ -438,6 +552,8 @@ class Runner:
         ds = self.datasource(target.get("datasource") or panel.get("datasource"), where)
         if ds["type"] in POSTGRES_TYPES:
             return self.run_sql(panel, target, ds, where)
+        if ds["type"] == PROMETHEUS_TYPE:
+            return self.run_prometheus(panel, target, ds, where)
         if len([t for t in panel.get("targets", []) if not t.get("hide")]) != 1:
             raise UnsupportedQuery(f"{where}: Grafana's {ds['type']} data source runs only the "
                                    f"first target of a panel")
@@ -506,3 +622,124 @@ class Runner:
                   "start": self.tr.frm_ns // 10**9, "end": self.tr.to_ns // 10**9}
         r = self.get(ds, "/api/search", params)
         return Result("tempo:search", r.url, body={"q": q, **r.json()})
+
+    # -- Prometheus
+    def prometheus_variable_options(self, v: dict, where: str) -> list[str]:
+        """metricFindQuery: the query interpolated with the time range's variables, then run
+        by PrometheusMetricFindQuery; the options are the texts it returns, in its order."""
+        ds = self.datasource(v.get("datasource"), where)
+        q = v.get("query")
+        q = q.get("query", "") if isinstance(q, dict) else (q or "")
+        interval = ds.get("jsonData", {}).get("timeInterval") or "15s"
+        range_ms = (self.tr.to_ns - self.tr.frm_ns) // 10**6
+        builtins = {"__interval": interval, "__interval_ms": str(parse_duration_ms(interval)),
+                    "__range_ms": str(range_ms), "__range_s": str(round(range_ms / 1000)),
+                    "__range": f"{round(range_ms / 1000)}s",
+                    "__from": str(self.tr.frm_ns // 10**6), "__to": str(self.tr.to_ns // 10**6)}
+        q = replace_prometheus_variables(q, self.variables, builtins).strip()
+        if unknown_variables(q):
+            raise UnsupportedQuery(f"{where}: undefined variables in {q!r}")
+        start, end = self.tr.frm_ns // 10**9, -(-self.tr.to_ns // 10**9)
+        m = re.fullmatch(r"label_values\((?:(.+),\s*)?([a-zA-Z_][a-zA-Z0-9_]*)\)\s*", q)
+        if m:
+            params = {"start": str(start), "end": str(end)}
+            if m.group(1) and m.group(1).replace(" ", "") != "{}":
+                params["match[]"] = m.group(1)
+            body = self.prometheus_api(ds, "GET", f"/api/v1/label/{m.group(2)}/values", params)
+            return [str(x) for x in body["data"]]
+        m = re.fullmatch(r"query_result\((.+)\)\s*", q)
+        if m:
+            body = self.prometheus_api(ds, "GET", "/api/v1/query",
+                                       {"query": m.group(1), "time": str(end)})
+            if body["data"]["resultType"] != "vector":
+                raise UnsupportedQuery(f"{where}: query_result of a {body['data']['resultType']}")
+            out = []
+            for r in body["data"]["result"]:
+                labels = dict(r["metric"])
+                name = labels.pop("__name__", "")
+                text = name + "{" + ",".join(f'{k}="{x}"' for k, x in labels.items()) + "}"
+                out.append(f"{text} {r['value'][1]} {int(r['value'][0] * 1000)}")
+            return out
+        raise UnsupportedQuery(f"{where}: Prometheus variable query {q!r} is not ported")
+
+    def prometheus_api(self, ds: dict, method: str, path: str, params: dict) -> dict:
+        """One Prometheus API call; fails unless HTTP 200 and status success."""
+        if method == "POST":
+            r = self.http.post(self.url(ds, path), data=params, timeout=120)
+        else:
+            r = self.http.get(self.url(ds, path), params=params, timeout=120)
+        what = f"{method} {r.url} {params if method == 'POST' else ''}"
+        assert r.status_code == 200, f"{what} → HTTP {r.status_code}: {r.text[:1000]}"
+        body = r.json()
+        assert body.get("status") == "success", f"{what} → {body}"
+        return body
+
+    def run_prometheus(self, panel, target, ds, where) -> Result:
+        if target.get("format", "time_series") not in ("time_series", "table"):
+            raise UnsupportedQuery(f"{where}: format {target.get('format')!r}")
+        if target.get("exemplar"):
+            raise UnsupportedQuery(f"{where}: exemplar queries are not ported")
+        if target.get("instant") and target.get("range"):
+            raise UnsupportedQuery(f"{where}: 'Both' (range and instant) is not ported")
+        if not target.get("expr"):
+            raise UnsupportedQuery(f"{where}: no expr")
+        json_data = ds.get("jsonData", {})
+        scrape = json_data.get("timeInterval", "")
+        max_points = panel.get("maxDataPoints") or self.max_data_points
+        # The frontend: the panel's interval (the request's intervalMs).
+        interval_ms = panel_interval_ms(self.tr.frm_ns, self.tr.to_ns, max_points,
+                                        self.min_interval_ms(panel, ds))
+        rate_vars = ("$__rate_interval", "${__rate_interval}")
+        interval_vars = ("$__interval", "${__interval}")
+        # applyTemplateVariables: dashboard variables; $__interval(_ms) kept for the backend.
+        frontend = {"__interval": "$__interval", "__interval_ms": "$__interval_ms",
+                    "__from": str(self.tr.frm_ns // 10**6), "__to": str(self.tr.to_ns // 10**6)}
+        expr = replace_prometheus_variables(target["expr"], self.variables, frontend)
+        min_step = replace_variables(str(target.get("interval") or ""), self.variables, False,
+                                     frontend)
+        # Backend (promlib models.Parse): the step.
+        query_min = "" if min_step in rate_vars + interval_vars + (
+            "$__interval_ms", "${__interval_ms}", "$__rate_interval_ms",
+            "${__rate_interval_ms}") else min_step
+        if query_min not in ("", "0s"):
+            min_ms = parse_duration_ms(query_min.strip("<>"))
+        else:
+            min_ms = interval_ms
+        range_ms = (self.tr.to_ns - self.tr.frm_ns) // 10**6
+        raw = range_ms / max_points
+        calculated = min_ms if raw < min_ms else round_interval_ms(raw)
+        safe = round_interval_ms(range_ms / 11000)
+        adjusted = max(calculated, safe)
+
+        def rate_interval(query_interval_ms: int, requested: str) -> int:
+            scrape_ms = parse_duration_ms((requested or "15s").strip("<>"))
+            return max(query_interval_ms + scrape_ms, 4 * scrape_ms)
+        if min_step in rate_vars:
+            step = rate_interval(adjusted, scrape)
+        else:
+            step = adjusted * (target.get("intervalFactor") or 1)
+        if min_step in rate_vars:
+            rate = step
+        else:
+            requested = go_duration_string(step) if min_step in interval_vars else min_step
+            rate = rate_interval(interval_ms, requested or scrape)
+        range_s = round(range_ms / 1000)
+        for name, value in (("__interval_ms", str(step)), ("__interval", go_format_interval(step)),
+                            ("__range_ms", str(range_ms)), ("__range_s", str(range_s)),
+                            ("__range", f"{range_s}s"), ("__rate_interval_ms", str(rate)),
+                            ("__rate_interval", go_duration_string(rate))):
+            expr = expr.replace("$" + name, value).replace("${" + name + "}", value)
+        if unknown_variables(expr):
+            raise UnsupportedQuery(f"{where}: undefined variables in {expr!r}")
+        method = json_data.get("httpMethod") or "POST"
+        if target.get("instant"):
+            params = {"query": expr, "time": go_seconds(self.tr.to_ns)}
+            body = self.prometheus_api(ds, method, "/api/v1/query", params)
+            return Result("prometheus:instant", f"/api/v1/query {params}", body=body["data"])
+        step_ns = step * 10**6
+        params = {"query": expr,
+                  "start": go_seconds(self.tr.frm_ns // step_ns * step_ns),
+                  "end": go_seconds(self.tr.to_ns // step_ns * step_ns),
+                  "step": go_seconds(step_ns)}
+        body = self.prometheus_api(ds, method, "/api/v1/query_range", params)
+        return Result("prometheus:range", f"/api/v1/query_range {params}", body=body["data"])

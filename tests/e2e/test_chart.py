@@ -10,7 +10,8 @@
   strict: unknown fields are errors); the custom resources (the default collector and
   Instrumentation, and the seed's manifests) validate against the CRD schemas of
   `osprey operator crds` with `jsonschema`.
-- The default collector's configuration passes `osprey collector validate`.
+- The default collector's configuration passes `osprey collector validate`, with Prometheus
+  (spanmetrics connector, remote write to the install's Prometheus) and without it.
 """
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ instrumentation:
 grafana:
   replicas: 2
   image: grafana/grafana:10.4.0
+prometheus:
+  image: registry.example/prometheus:3
+  retention: 2d
+  resources: {limits: {memory: 4Gi}}
 """
 
 
@@ -181,15 +186,20 @@ def test_every_knob_renders_the_same(binary, tmp_path):
     assert hook["objectSelector"] == {"matchExpressions": [{"key": "tracing",
                                                              "operator": "Exists"}]}
     assert objs[("Deployment", "observability", "osprey-grafana")]["spec"]["replicas"] == 2
+    prom = objs[("Deployment", "observability", "osprey-prometheus")]
+    assert prom["spec"]["template"]["spec"]["containers"][0]["args"][2] == \
+        "--storage.tsdb.retention.time=2d"
 
 
-def test_parts_disabled_render_the_same(binary, tmp_path):
-    text = "operator: {enabled: false}\ngrafana: {enabled: false}\n"
+@pytest.mark.parametrize("text,gone", [
+    ("operator: {enabled: false}\ngrafana: {enabled: false}\n", ("grafana", "operator")),
+    ("prometheus: {enabled: false}\n", ("prometheus",)),
+], ids=["operator-grafana", "prometheus"])
+def test_parts_disabled_render_the_same(binary, tmp_path, text, gone):
     values = tmp_path / "values.yaml"
     values.write_text(text)
     installed = dry_run(binary, values)
-    assert not [o for o in installed if "grafana" in o["metadata"]["name"]
-                or "operator" in o["metadata"]["name"]]
+    assert not [o for o in installed if any(g in o["metadata"]["name"] for g in gone)]
     assert_same_objects(installed, render_chart(yaml.safe_load(text)))
 
 
@@ -223,15 +233,28 @@ def test_seed_manifests_validate_against_the_crds(fixture, crd_schemas):
         validate(obj, crd_schemas)
 
 
-def test_default_collector_config_is_valid(binary, tmp_path):
-    collector = next(o for o in dry_run(binary) if o["kind"] == "OpenTelemetryCollector")
+@pytest.mark.parametrize("prometheus", [True, False], ids=["prometheus", "no-prometheus"])
+def test_default_collector_config_is_valid(binary, tmp_path, prometheus):
+    values = tmp_path / "values.yaml"
+    values.write_text(f"prometheus: {{enabled: {str(prometheus).lower()}}}\n")
+    collector = next(o for o in dry_run(binary, values) if o["kind"] == "OpenTelemetryCollector")
     config = tmp_path / "collector.yaml"
     config.write_text(collector["spec"]["config"])
     parsed = yaml.safe_load(collector["spec"]["config"])
-    traces = parsed["service"]["pipelines"]["traces"]
-    assert traces == {"receivers": ["otlp", "jaeger", "zipkin"],
-                      "processors": ["memory_limiter", "batch"], "exporters": ["otlp"]}
+    pipelines = parsed["service"]["pipelines"]
+    assert pipelines["traces"] == {
+        "receivers": ["otlp", "jaeger", "zipkin"], "processors": ["memory_limiter", "batch"],
+        "exporters": ["otlp", "spanmetrics"] if prometheus else ["otlp"]}
     assert parsed["exporters"]["otlp"]["endpoint"] == "osprey.osprey-system.svc:4317"
+    if prometheus:
+        assert pipelines["metrics"] == {"receivers": ["spanmetrics"],
+                                        "exporters": ["prometheusremotewrite"]}
+        assert parsed["exporters"]["prometheusremotewrite"]["endpoint"] == \
+            "http://osprey-prometheus.osprey-system.svc:9090/api/v1/write"
+        assert list(parsed["connectors"]) == ["spanmetrics"]
+    else:
+        assert set(pipelines) == {"traces"} and set(parsed["exporters"]) == {"otlp"}
+        assert "connectors" not in parsed
     res = subprocess.run([str(binary), "collector", "validate", "--config", str(config)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr

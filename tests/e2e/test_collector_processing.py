@@ -45,10 +45,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
-import signal
 import struct
 import subprocess
 import time
@@ -65,6 +63,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from conftest import free_port, wait_until
 from otlp import attrs
+from prom_server import PrometheusServer, prom_query, prom_values
 
 UNSET, OK, ERROR = Status.STATUS_CODE_UNSET, Status.STATUS_CODE_OK, Status.STATUS_CODE_ERROR
 SERVER, CLIENT, INTERNAL = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_INTERNAL
@@ -598,49 +597,8 @@ def test_filter_processor_drops_exactly_the_matching_spans(make_server, make_col
 @pytest.fixture
 def prometheus(tmp_path):
     """A real Prometheus with the remote-write receiver, on a free loopback port."""
-    port = free_port()
-    workdir = tmp_path / "prometheus"
-    workdir.mkdir()
-    config = workdir / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 15s\n")
-    log_path = workdir / "prometheus.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            ["/usr/bin/prometheus", f"--config.file={config}",
-             f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
-            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready():
-        assert proc.poll() is None, f"prometheus exited:\n{log_path.read_text()[-3000:]}"
-        return requests.get(url + "/-/ready", timeout=5).status_code == 200
-    try:
-        wait_until(ready, timeout=60, what="prometheus /-/ready")
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-
-
-def prom_query(url: str, q: str) -> list[dict]:
-    r = requests.get(url + "/api/v1/query", params={"query": q}, timeout=30)
-    assert r.status_code == 200, r.text[:1000]
-    body = r.json()
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-def prom_values(url: str, q: str) -> dict[tuple, float]:
-    """frozen label set (without __name__) -> value."""
-    return {tuple(sorted((k, v) for k, v in s["metric"].items() if k != "__name__")):
-            float(s["value"][1]) for s in prom_query(url, q)}
+    with PrometheusServer(tmp_path / "prometheus") as prom:
+        yield prom.url
 
 
 def test_spanmetrics_to_prometheus_remote_write(make_collector, prometheus):

@@ -2,6 +2,8 @@
 (deploy/helm/osprey/files/grafana): their structure, and every panel query and template
 variable run against a live `osprey up` fed by `osprey loadgen`, expanded and sent the way
 Grafana's PostgreSQL, Jaeger and Tempo data sources do (grafana.py says how, with sources).
+The Prometheus panels and variables are run by test_grafana_prometheus.py, against a real
+Prometheus fed by the install's collector configuration.
 
 A panel whose type, data source or query kind the harness does not know fails the test
 (grafana.UnsupportedQuery): a new panel must come with its check here.
@@ -25,6 +27,16 @@ from conftest import Server, wait_until
 SPANS = 5000
 DASHBOARDS = g.load_dashboards()
 DATASOURCES = g.load_datasources()
+
+
+def is_prometheus(panel: dict) -> bool:
+    return g.PROMETHEUS_TYPE in g.panel_datasource_types(panel, DATASOURCES)
+
+
+# Dashboards with panels this module runs (the others are all Prometheus).
+LIVE_DASHBOARDS = [n for n in g.DASHBOARD_NAMES
+                   if any(p["type"] not in ("row", "text") and not is_prometheus(p)
+                          for p in g.all_panels(DASHBOARDS[n]))]
 
 # Grafana's node graph field names (public/app/plugins/panel/nodeGraph: NodeGraphDataFrameFieldNames).
 NODE_FIELDS = {"id", "title", "subtitle", "mainstat", "secondarystat", "color", "icon",
@@ -75,17 +87,22 @@ def test_datasources_provisioning():
     doc = yaml.safe_load((g.GRAFANA_DIR / "datasources.yaml").read_text())
     assert doc["apiVersion"] == 1
     by_uid = {d["uid"]: d for d in doc["datasources"]}
-    assert set(by_uid) == {"osprey-jaeger", "osprey-tempo", "osprey-sql"}, by_uid.keys()
-    assert len({d["name"] for d in doc["datasources"]}) == 3, "names must be unique"
+    assert set(by_uid) == {"osprey-jaeger", "osprey-tempo", "osprey-sql", "osprey-prometheus"}, \
+        by_uid.keys()
+    assert len({d["name"] for d in doc["datasources"]}) == 4, "names must be unique"
     j, t, s = by_uid["osprey-jaeger"], by_uid["osprey-tempo"], by_uid["osprey-sql"]
+    p = by_uid["osprey-prometheus"]
     assert (j["type"], j["url"]) == ("jaeger", "http://osprey:9201")
     assert (t["type"], t["url"]) == ("tempo", "http://osprey:9201/tempo")
     assert s["type"] == "grafana-postgresql-datasource" and s["url"] == "osprey:5433"
     assert s["user"] == "osprey" and s["jsonData"]["database"] == "osprey"
     assert s["jsonData"]["sslmode"] == "disable" and s["jsonData"]["timescaledb"] is False
+    # Prometheus: the install's own (Service osprey-prometheus), fed by the collector's
+    # spanmetrics connector; Osprey itself evaluates no PromQL.
+    assert (p["type"], p["url"]) == ("prometheus", "http://osprey-prometheus:9090")
+    assert p["jsonData"]["httpMethod"] == "POST" and p["jsonData"]["timeInterval"] == "15s"
     for d in doc["datasources"]:
         assert d.get("access", "proxy") == "proxy", d
-        assert "prometheus" not in d["type"], "no PromQL in Osprey yet: no Prometheus data source"
 
 
 def test_dashboard_provider():
@@ -336,7 +353,7 @@ def follow_trace_links(panel: dict, results: list[g.Result], runner: g.Runner):
             assert found, f"trace link {trace_id} via {ds}: nothing at {r.request}"
 
 
-@pytest.mark.parametrize("name", g.DASHBOARD_NAMES)
+@pytest.mark.parametrize("name", LIVE_DASHBOARDS)
 def test_every_panel_query_returns_data(env, srv, name):
     runner = runner_for(srv, DASHBOARDS[name])
     variables = runner.resolve_variables()
@@ -344,8 +361,8 @@ def test_every_panel_query_returns_data(env, srv, name):
         assert v.values, f"variable {v.name} empty"
     ran = 0
     for panel in g.all_panels(DASHBOARDS[name]):
-        if panel["type"] in ("row", "text"):
-            continue
+        if panel["type"] in ("row", "text") or is_prometheus(panel):
+            continue  # Prometheus panels: test_grafana_prometheus.py
         results = [runner.run_target(panel, t) for t in panel["targets"] if not t.get("hide")]
         check_panel(panel, results, runner)
         follow_trace_links(panel, results, runner)
@@ -361,7 +378,7 @@ def test_service_variable_lists_every_service(env, srv):
 
 
 UNSUPPORTED = [
-    ("prometheus target", {"type": "timeseries", "datasource": {"type": "prometheus", "uid": "prom"},
+    ("unprovisioned data source", {"type": "timeseries", "datasource": {"type": "prometheus", "uid": "prom"},
                            "targets": [{"refId": "A", "expr": "up"}]}),
     ("SQL builder mode", {"type": "table", "datasource": {"type": "grafana-postgresql-datasource", "uid": "osprey-sql"},
                           "targets": [{"refId": "A", "editorMode": "builder", "format": "table",

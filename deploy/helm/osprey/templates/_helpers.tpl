@@ -43,3 +43,14 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
 {{- end }}
+
+{{/* A shared file's text without its `prometheus.enabled` blocks (whole lines from
+     `# prometheus.enabled {` to `# prometheus.enabled }`) when Prometheus is disabled:
+     (dict "text" TEXT "enabled" BOOL) */}}
+{{- define "osprey.prometheusGated" -}}
+{{- if .enabled -}}
+{{ .text }}
+{{- else -}}
+{{ regexReplaceAll "(?ms)^# prometheus\\.enabled \\{$.*?^# prometheus\\.enabled \\}$\\n?" .text "" }}
+{{- end -}}
+{{- end }}
