@@ -92,6 +92,28 @@ struct Walk<'l> {
 }
 
 /// Marks a singular field as seen; a second occurrence makes the request not clean.
+/// Whether `s` is ASCII. Most strings here are short (keys, names, values): checked eight bytes
+/// at a time inline rather than through a call to `<[u8]>::is_ascii`.
+#[inline(always)]
+pub(crate) fn ascii(s: &[u8]) -> bool {
+    if s.len() > 32 {
+        return s.is_ascii();
+    }
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    let mut acc = 0u64;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        acc |= u64::from_le_bytes(w);
+    }
+    let mut tail = 0u8;
+    for &b in chunks.remainder() {
+        tail |= b;
+    }
+    acc & HIGH == 0 && tail < 0x80
+}
+
 #[inline(always)]
 fn once(seen: &mut u32, tag: u32, clean: &mut bool) {
     let bit = 1u32 << (tag & 31);
@@ -181,7 +203,7 @@ impl Walk<'_> {
     #[inline(always)]
     fn string(&self, r: &mut Reader<'_>, wt: u8) -> Result<(), Fail> {
         let s = self.bytes(r, wt)?;
-        if s.is_ascii() || std::str::from_utf8(s).is_ok() {
+        if ascii(s) || std::str::from_utf8(s).is_ok() {
             Ok(())
         } else {
             Err(self.err(r, "invalid string value: data is not UTF-8 encoded"))

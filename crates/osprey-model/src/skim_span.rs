@@ -201,7 +201,7 @@ impl Walk<'_> {
             if n < 0x80 && rest.len() > n + 1 {
                 let (key, value) = rest.split_at(n);
                 if let [0x12, m, any @ ..] = value {
-                    if *m < 0x80 && any.len() == usize::from(*m) && ctx > 0 && key.is_ascii() {
+                    if *m < 0x80 && any.len() == usize::from(*m) && ctx > 0 && super::ascii(key) {
                         return self.any_value(any, ctx - 1);
                     }
                 }
@@ -244,7 +244,7 @@ impl Walk<'_> {
             [0x0a, n, text @ ..]
                 if *n < 0x80
                     && text.len() == usize::from(*n)
-                    && (text.is_ascii() || std::str::from_utf8(text).is_ok()) =>
+                    && (super::ascii(text) || std::str::from_utf8(text).is_ok()) =>
             {
                 return Ok(());
             }

@@ -411,3 +411,17 @@ fn limits_and_repairs_make_it_unclean() {
     });
     assert!(!check(&empty_scope).unwrap().clean);
 }
+
+#[test]
+fn ascii_agrees_with_std_at_every_length_and_position() {
+    for len in 0..40 {
+        let plain = vec![b'a'; len];
+        assert!(super::ascii(&plain), "len {len}");
+        for at in 0..len {
+            let mut s = plain.clone();
+            s[at] = 0x80;
+            assert!(!super::ascii(&s), "len {len}, high byte at {at}");
+            assert_eq!(super::ascii(&s), s.is_ascii());
+        }
+    }
+}

@@ -100,8 +100,9 @@ fn start_subject(
     dir: &Path,
     port: u16,
     sink: u16,
-    batch: bool,
+    scenario: Scenario,
 ) -> Result<Proc> {
+    let batch = scenario.batch;
     let log = std::fs::File::create(dir.join(format!(
         "{}-{port}.log",
         if subject == Subject::Osprey {
@@ -115,10 +116,15 @@ fn start_subject(
         Subject::Osprey => {
             let telemetry = free_port()?;
             let processors = if batch { "[batch]" } else { "[]" };
+            let queue = if scenario.blocking {
+                "    sending_queue:\n      blocking: true\n"
+            } else {
+                ""
+            };
             let cfg = format!(
                 "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\n        max_recv_msg_size_mib: 64\n\
                  processors:\n  batch:\n\
-                 exporters:\n  otlp:\n    endpoint: 127.0.0.1:{sink}\n    compression: none\n    tls:\n      insecure: true\n\
+                 exporters:\n  otlp:\n    endpoint: 127.0.0.1:{sink}\n    compression: none\n    tls:\n      insecure: true\n{queue}\
                  service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{telemetry}\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: {processors}\n      exporters: [otlp]\n"
             );
             let path = dir.join(format!("collector-{port}.yaml"));
@@ -161,6 +167,43 @@ fn start_subject(
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(Proc { child, pid })
+}
+
+/// One measured configuration.
+#[derive(Clone, Copy)]
+struct Scenario {
+    /// The pipeline has the batch processor (defaults), else it passes requests through.
+    batch: bool,
+    /// Spans/s the client offers; 0 = as fast as the collector acknowledges.
+    rate: f64,
+    /// `sending_queue.blocking: true`: a full queue holds the client's request until there is
+    /// room, instead of refusing it (the Collector's default, and Osprey's, is to refuse).
+    blocking: bool,
+}
+
+impl Scenario {
+    fn all(steady_rate: f64) -> [Scenario; 4] {
+        let s = |batch, rate, blocking| Scenario {
+            batch,
+            rate,
+            blocking,
+        };
+        [
+            s(true, 0.0, false),
+            s(false, 0.0, false),
+            s(false, 0.0, true),
+            s(true, steady_rate, false),
+        ]
+    }
+
+    fn name(&self) -> String {
+        match (self.batch, self.rate > 0.0, self.blocking) {
+            (_, true, _) => format!("steady {:.0}k spans/s, batch", self.rate / 1000.0),
+            (true, false, _) => "max rate, batch".into(),
+            (false, false, false) => "max rate, pass-through".into(),
+            (false, false, true) => "max rate, pass-through, blocking queue".into(),
+        }
+    }
 }
 
 /// The requests the client sends, pre-encoded, and the spans in each.
@@ -254,14 +297,15 @@ async fn measure(
     bin: &Path,
     dir: &Path,
     args: &CollectorArgs,
-    (batch, rate): (bool, f64),
+    scenario: Scenario,
     load: &Load,
 ) -> Result<Run> {
+    let rate = scenario.rate;
     let sink_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sink_port = sink_listener.local_addr()?.port();
     let counts = sink::spawn(sink_listener);
     let port = free_port()?;
-    let proc = start_subject(subject, bin, dir, port, sink_port, batch)?;
+    let proc = start_subject(subject, bin, dir, port, sink_port, scenario)?;
     // Warm up the connections, then measure.
     drive(
         &format!("http://127.0.0.1:{port}"),
@@ -308,11 +352,7 @@ async fn measure(
         } else {
             "rotel".into()
         },
-        scenario: match (batch, rate > 0.0) {
-            (_, true) => format!("steady {:.0}k spans/s, batch", rate / 1000.0),
-            (true, false) => "max rate, batch".into(),
-            (false, false) => "max rate, pass-through".into(),
-        },
+        scenario: scenario.name(),
         sent,
         delivered,
         refused,
@@ -384,9 +424,12 @@ pub async fn run(args: CollectorArgs) -> Result<()> {
     if let Some(r) = &rotel {
         subjects.push((Subject::Rotel, r.clone()));
     }
-    for (batch, rate) in [(true, 0.0), (false, 0.0), (true, args.steady_rate)] {
+    for scenario in Scenario::all(args.steady_rate) {
         for (s, bin) in &subjects {
-            runs.push(measure(*s, bin, dir.path(), &args, (batch, rate), &load).await?);
+            if scenario.blocking && *s == Subject::Rotel {
+                continue; // Rotel has no such option; its queue pushes back by itself.
+            }
+            runs.push(measure(*s, bin, dir.path(), &args, scenario, &load).await?);
         }
     }
     let rotel_version = rotel

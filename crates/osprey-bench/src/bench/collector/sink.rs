@@ -104,7 +104,10 @@ pub fn spawn(listener: tokio::net::TcpListener) -> Arc<Counts> {
     let svc = Sink(counts.clone());
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(async move {
+        // Advertise large HTTP/2 frames, as an Osprey OTLP receiver does (both subjects' exporters
+        // then send a request in a few frames).
         let r = tonic::transport::Server::builder()
+            .max_frame_size(1 << 20)
             .add_service(svc)
             .serve_with_incoming(incoming)
             .await;
