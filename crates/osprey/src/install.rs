@@ -267,6 +267,10 @@ fn print_next_steps(v: &Values) {
         println!("  Grafana with the Osprey dashboards:");
         println!("    kubectl -n {ns} port-forward svc/osprey-grafana 3000   # then open http://localhost:3000");
     }
+    if v.prometheus.enabled && v.collector.enabled {
+        println!("  RED metrics from the collector's spanmetrics, in Prometheus:");
+        println!("    kubectl -n {ns} port-forward svc/osprey-prometheus 9090   # then open http://localhost:9090");
+    }
     if v.collector.enabled {
         println!("  Send OTLP to osprey-collector.{ns}.svc:4317 (gRPC) or :4318 (HTTP).");
     }
