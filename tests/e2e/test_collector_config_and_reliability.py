@@ -343,12 +343,15 @@ def test_full_sending_queue_refuses_with_retryable_error(make_collector):
     assert retry_after is not None and retry_after.strip().isdigit(), dict(r.headers)
 
     m = lambda name, **kw: c.metric(name, **kw)  # noqa: E731
-    assert m("otelcol_exporter_enqueue_failed_spans_total", **qs) == 2 * k
+    # Request 3 filled the queue, so requests 4 and 5 were refused before their bodies were
+    # read: counted as requests, since their spans were never seen.
+    assert m("osprey_receiver_refused_unread_requests_total", receiver="otlp") == 2
+    assert m("otelcol_exporter_enqueue_failed_spans_total", **qs) == 0
     assert m("otelcol_exporter_queue_size", **qs) == 2
     assert m("otelcol_exporter_queue_capacity", **qs) == 2
     assert m("otelcol_exporter_sent_spans_total", **qs) == 0
     assert m("otelcol_receiver_accepted_spans_total", receiver="otlp") == 3 * k
-    assert m("otelcol_receiver_refused_spans_total", receiver="otlp") == 2 * k
+    assert m("otelcol_receiver_refused_spans_total", receiver="otlp") == 0
 
 
 # ---------------------------------------------------------------- 4. persistent queue, kill -9
@@ -425,7 +428,9 @@ def test_memory_limiter_refuses_above_limit(make_collector, tmp_path):
     r = post_traces(f"http://127.0.0.1:{http_port}", unique_request(k, "ml-http", "memlimit")[0])
     assert r.status_code == 503, f"HTTP {r.status_code}: {r.content[:300]!r}"
 
-    assert c.metric("otelcol_receiver_refused_spans_total", receiver="otlp") == 4 * k
+    # Refused before their bodies were read: counted as requests, their spans never seen.
+    assert c.metric("osprey_receiver_refused_unread_requests_total", receiver="otlp") == 4
+    assert c.metric("otelcol_receiver_refused_spans_total", receiver="otlp") == 0
     assert c.metric("otelcol_receiver_accepted_spans_total", receiver="otlp") == 0
     assert c.metric("otelcol_exporter_sent_spans_total", exporter="file") == 0
     assert not out.exists() or out.read_text().strip() == "", out.read_text()[:500]

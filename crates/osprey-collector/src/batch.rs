@@ -144,6 +144,10 @@ impl BatchProcessor {
 
 #[async_trait::async_trait]
 impl Consumer for BatchProcessor {
+    fn has_room(&self) -> bool {
+        self.next.has_room()
+    }
+
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         let key = self.key(&batch.context);
         let items = batch.item_count();

@@ -24,6 +24,10 @@ pub struct Fanout(pub Vec<SharedConsumer>);
 
 #[async_trait::async_trait]
 impl Consumer for Fanout {
+    fn has_room(&self) -> bool {
+        self.0.iter().all(|c| c.has_room())
+    }
+
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         match self.0.as_slice() {
             [] => Ok(()),

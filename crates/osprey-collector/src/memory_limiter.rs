@@ -167,6 +167,10 @@ impl MemoryLimiter {
 
 #[async_trait::async_trait]
 impl Consumer for MemoryLimiter {
+    fn has_room(&self) -> bool {
+        !self.refusing.load(Ordering::Relaxed) && self.next.has_room()
+    }
+
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         if self.refusing.load(Ordering::Relaxed) {
             return Err(ConsumeError::Overloaded {

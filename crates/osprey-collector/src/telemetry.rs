@@ -124,6 +124,9 @@ pub struct ReceiverObs {
     next: SharedConsumer,
     accepted: Counter,
     refused: Counter,
+    /// Requests refused before their body was read (their items are unknown, so they are not
+    /// in `refused`).
+    refused_unread: Counter,
 }
 
 impl ReceiverObs {
@@ -147,12 +150,25 @@ impl ReceiverObs {
                 "Number of items that could not be pushed into the pipeline.",
                 &l,
             ),
+            refused_unread: reg.counter(
+                "osprey_receiver_refused_unread_requests_total",
+                "Requests refused before their body was read because the pipeline was full; their items are not counted in otelcol_receiver_refused_*.",
+                &[("receiver", receiver), ("otel_signal", signal.as_str())],
+            ),
         })
     }
 }
 
 #[async_trait::async_trait]
 impl Consumer for ReceiverObs {
+    fn has_room(&self) -> bool {
+        let room = self.next.has_room();
+        if !room {
+            self.refused_unread.add(1);
+        }
+        room
+    }
+
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         let n = batch.item_count() as u64;
         let r = self.next.consume(batch).await;
@@ -197,6 +213,10 @@ impl ProcessorObs {
 
 #[async_trait::async_trait]
 impl Consumer for ProcessorObs {
+    fn has_room(&self) -> bool {
+        self.next.has_room()
+    }
+
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         let n = batch.item_count() as u64;
         self.incoming.add(n);

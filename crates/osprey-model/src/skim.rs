@@ -421,6 +421,10 @@ impl Walk<'_> {
 #[path = "skim_span.rs"]
 mod span;
 
+#[path = "skim_check.rs"]
+mod check;
+pub use check::check_against_prost;
+
 #[cfg(test)]
 #[path = "skim_tests.rs"]
 mod tests;

@@ -177,35 +177,7 @@ fn sanitize_one(s: &mut Span) {
 
 /// The skim's verdict against prost and sanitize, for any bytes.
 fn check(bytes: &[u8]) -> Option<Skim> {
-    let skimmed = skim(bytes, &LIMITS);
-    let decoded = decode(bytes);
-    match (&skimmed, &decoded) {
-        (Ok(s), Ok(req)) => {
-            assert_eq!(s.spans, crate::span_count(req), "span count");
-            let mut copy = req.clone();
-            let report = sanitize_request(&mut copy, &LIMITS);
-            let unchanged = copy == *req && report.rejected == 0;
-            if s.clean {
-                assert!(unchanged, "clean but sanitize changed it: {report:?}");
-            }
-            let oldest = req
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-                .map(|s| s.start_time_unix_nano)
-                .min()
-                .unwrap_or(u64::MAX);
-            assert_eq!(s.oldest_start, oldest);
-            Some(*s)
-        }
-        (Err(_), Err(_)) => None,
-        _ => panic!(
-            "skim and prost disagree on {:02x?}: skim {skimmed:?}, prost {:?}",
-            &bytes[..bytes.len().min(64)],
-            decoded.map(|_| ())
-        ),
-    }
+    check_against_prost(bytes, &LIMITS).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -60,6 +60,14 @@ impl ConsumeError {
 pub trait Consumer: Send + Sync + 'static {
     /// Takes ownership of `batch`. `Ok` means the batch is safe: the receiver may acknowledge.
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError>;
+
+    /// A cheap hint, asked before a receiver reads a request's body: `false` when a `consume`
+    /// now would surely be refused as overloaded (a full non-blocking sending queue, memory
+    /// over the limit), so the request can be refused without being read. `true` promises
+    /// nothing: `consume` may still refuse.
+    fn has_room(&self) -> bool {
+        true
+    }
 }
 
 /// A shared consumer handle.

@@ -194,6 +194,10 @@ impl AttributesProcessor {
 
 #[async_trait::async_trait]
 impl Consumer for AttributesProcessor {
+    fn has_room(&self) -> bool {
+        self.next.has_room()
+    }
+
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         let ctx = batch.context.clone();
         let result = match batch.payload_mut()? {

@@ -71,6 +71,10 @@ impl ResourceProcessor {
 
 #[async_trait::async_trait]
 impl Consumer for ResourceProcessor {
+    fn has_room(&self) -> bool {
+        self.next.has_room()
+    }
+
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         let ctx = batch.context.clone();
         self.process(batch.payload_mut()?, &ctx);

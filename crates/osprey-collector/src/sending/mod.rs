@@ -15,6 +15,7 @@ use crate::telemetry::{Counter, Gauge};
 use osprey_pipeline::{go_duration, Batch, ConfigError, ConsumeError, Consumer, SharedConsumer};
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
@@ -126,6 +127,9 @@ struct Queue {
     backing: Backing,
     capacity: usize,
     blocking: bool,
+    /// Set when the queue was found full, cleared when a worker takes a batch: the lock-free
+    /// answer to [`Consumer::has_room`].
+    full: AtomicBool,
     ready: Notify,
     room: Notify,
 }
@@ -171,6 +175,7 @@ impl QueuedExporter {
             backing,
             capacity: queue.queue_size,
             blocking: queue.blocking,
+            full: AtomicBool::new(false),
             ready: Notify::new(),
             room: Notify::new(),
         });
@@ -215,6 +220,7 @@ async fn worker(q: Arc<Queue>, sender: Arc<Sender>, stop: CancellationToken) {
             continue;
         };
         sender.metrics.queue_size.set(q.len().await as i64);
+        q.full.store(false, Ordering::Relaxed);
         q.room.notify_one();
         let outcome = sender.deliver(batch).await;
         if let (Backing::Disk(d), Some(key)) = (&q.backing, key) {
@@ -230,6 +236,13 @@ async fn worker(q: Arc<Queue>, sender: Arc<Sender>, stop: CancellationToken) {
 
 #[async_trait::async_trait]
 impl Consumer for QueuedExporter {
+    /// `false` while a non-blocking queue is full; a blocking queue always has room to wait.
+    fn has_room(&self) -> bool {
+        self.queue
+            .as_ref()
+            .is_none_or(|q| q.blocking || !q.full.load(Ordering::Relaxed))
+    }
+
     async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         let Some(q) = &self.queue else {
             return self.sender.deliver(batch).await;
@@ -240,6 +253,7 @@ impl Consumer for QueuedExporter {
             if len < q.capacity {
                 break;
             }
+            q.full.store(true, Ordering::Relaxed);
             if !q.blocking {
                 self.sender.metrics.enqueue_failed.add(items);
                 return Err(ConsumeError::Overloaded {
@@ -261,8 +275,103 @@ impl Consumer for QueuedExporter {
                 }
             }
         }
-        self.sender.metrics.queue_size.set(q.len().await as i64);
+        let len = q.len().await;
+        self.sender.metrics.queue_size.set(len as i64);
+        if len >= q.capacity {
+            q.full.store(true, Ordering::Relaxed);
+        }
         q.ready.notify_one();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers one batch per permit: a queue consumer waits on it until the test lets it go.
+    struct Gate(tokio::sync::Semaphore);
+
+    #[async_trait::async_trait]
+    impl Consumer for Gate {
+        async fn consume(&self, _: Batch) -> Result<(), ConsumeError> {
+            let permit = self.0.acquire().await;
+            permit
+                .map(|p| p.forget())
+                .map_err(|_| ConsumeError::Unavailable("closed".into()))
+        }
+    }
+
+    fn exporter(blocking: bool) -> (Arc<QueuedExporter>, Arc<Gate>) {
+        let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0)));
+        let metrics = ExporterMetrics {
+            sent: Counter::default(),
+            send_failed: Counter::default(),
+            enqueue_failed: Counter::default(),
+            queue_size: Gauge::default(),
+            queue_capacity: Gauge::default(),
+        };
+        let queue = QueueConfig {
+            queue_size: 2,
+            num_consumers: 1,
+            blocking,
+            ..Default::default()
+        };
+        let e = QueuedExporter::start(
+            gate.clone(),
+            "gated".into(),
+            &queue,
+            RetryConfig::default(),
+            None,
+            metrics,
+            CancellationToken::new(),
+        )
+        .unwrap();
+        (e, gate)
+    }
+
+    fn batch() -> Batch {
+        Batch::traces(osprey_model::TraceRequest::default())
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_says_it_has_no_room_until_a_batch_leaves() {
+        let (e, gate) = exporter(false);
+        assert!(e.has_room());
+        // The consumer takes the first batch and waits at the gate; two more fill the queue.
+        e.consume(batch()).await.unwrap();
+        let q = e.queue.clone().unwrap();
+        while q.len().await > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        e.consume(batch()).await.unwrap();
+        assert!(e.has_room());
+        e.consume(batch()).await.unwrap();
+        assert!(!e.has_room());
+        assert!(matches!(
+            e.consume(batch()).await,
+            Err(ConsumeError::Overloaded { .. })
+        ));
+        assert!(!e.has_room());
+        // One delivered: the consumer takes the next batch from the queue, which has room again.
+        gate.0.add_permits(1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !e.has_room() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no room after a delivery"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        e.consume(batch()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_blocking_queue_always_has_room_to_wait() {
+        let (e, _gate) = exporter(true);
+        for _ in 0..3 {
+            let _ = tokio::time::timeout(Duration::from_millis(100), e.consume(batch())).await;
+            assert!(e.has_room());
+        }
     }
 }

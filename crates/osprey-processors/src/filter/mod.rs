@@ -192,6 +192,10 @@ impl FilterProcessor {
 
 #[async_trait::async_trait]
 impl Consumer for FilterProcessor {
+    fn has_room(&self) -> bool {
+        self.next.has_room()
+    }
+
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         if !self.traces.is_empty() {
             batch.materialize()?;

@@ -143,6 +143,10 @@ fn wait_synced(watch: &K8sWatch, config: &K8sAttributesConfig) -> Result<(), Con
 
 #[async_trait::async_trait]
 impl Consumer for K8sAttributesProcessor {
+    fn has_room(&self) -> bool {
+        self.next.has_room()
+    }
+
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         let ctx = batch.context.clone();
         let payload = batch.payload_mut()?;

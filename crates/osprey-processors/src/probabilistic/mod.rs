@@ -350,6 +350,10 @@ impl ProbabilisticSamplerProcessor {
 
 #[async_trait::async_trait]
 impl Consumer for ProbabilisticSamplerProcessor {
+    fn has_room(&self) -> bool {
+        self.next.has_room()
+    }
+
     async fn consume(&self, mut batch: Batch) -> Result<(), ConsumeError> {
         batch.materialize()?;
         let Payload::Traces(req) = &mut batch.payload else {

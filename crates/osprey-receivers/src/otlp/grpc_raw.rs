@@ -105,18 +105,13 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != EXPORT_PATH {
-            return Box::pin(async move {
-                let mut r = http::Response::new(tonic::body::Body::default());
-                r.headers_mut().insert(
-                    Status::GRPC_STATUS,
-                    (tonic::Code::Unimplemented as i32).into(),
-                );
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    tonic::metadata::GRPC_CONTENT_TYPE,
-                );
-                Ok(r)
-            });
+            let status = Status::unimplemented(format!("no method {}", req.uri().path()));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        if let Err(e) = self.ingest.check_room() {
+            // Trailers-only answer; the unread body is discarded with the stream.
+            let status = to_status(&e);
+            return Box::pin(async move { Ok(status.into_http()) });
         }
         let (ingest, limit) = (self.ingest.clone(), self.limit);
         Box::pin(async move {
@@ -236,5 +231,27 @@ mod tests {
             err.message()
         );
         assert_eq!(rec.got.lock().map(|g| g.len()).unwrap_or(0), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_pipeline_refuses_before_reading() {
+        let rec = Arc::new(Recorder::default());
+        rec.no_room
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let url = serve(rec.clone()).await;
+        let mut client = TraceServiceClient::connect(url).await.unwrap();
+        let err = client.export(request(vec![span(1, 1)])).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+        assert!(
+            err.message().contains("pipeline is full"),
+            "{}",
+            err.message()
+        );
+        assert_eq!(rec.got.lock().map(|g| g.len()).unwrap_or(9), 0);
+        // Room again: the same connection carries the next request.
+        rec.no_room
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        client.export(request(vec![span(1, 2)])).await.unwrap();
+        assert_eq!(rec.got.lock().map(|g| g.len()).unwrap_or(0), 1);
     }
 }

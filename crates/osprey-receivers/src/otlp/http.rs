@@ -259,6 +259,9 @@ async fn export_traces(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(e) = ingest.check_room() {
+        return error_response(response_encoding(&headers), &e);
+    }
     let limits = ingest.config().limits;
     let cutoff = ingest.config().max_span_age.map(super::cutoff_ns);
     let decode = move |enc: Encoding, b: &[u8]| body::decode_traces(enc, b, &limits, cutoff);
@@ -404,6 +407,24 @@ mod tests {
             h.get("retry-after").and_then(|v| v.to_str().ok()),
             Some("3")
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_pipeline_refuses_before_reading() {
+        let rec = Arc::new(Recorder::default());
+        rec.no_room
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let app = router(TraceIngest::new(rec.clone(), OtlpConfig::default()));
+        // Not even a valid body: it is never read.
+        let (s, h, b) = call(app, "application/json", b"{oops".to_vec()).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            h.get("retry-after").and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+        assert_eq!(v["code"], 14, "{v}");
+        assert_eq!(rec.got.lock().map(|g| g.len()).unwrap_or(9), 0);
     }
 
     #[tokio::test]

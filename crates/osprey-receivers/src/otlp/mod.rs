@@ -143,6 +143,25 @@ impl TraceIngest {
         &self.stats
     }
 
+    /// Asked before reading a trace request's body: an error when the pipeline says a request
+    /// now would be refused as overloaded ([`osprey_pipeline::Consumer::has_room`]), so that
+    /// refusing costs no reading, copying or skimming.
+    pub fn check_room(&self) -> Result<(), IngestError> {
+        match &self.consumer {
+            Some(c) if !c.has_room() => {
+                self.stats.requests_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("trace export refused unread: the pipeline is full");
+                Err(IngestError::Overloaded {
+                    retry_after: Duration::from_secs(1),
+                    reason:
+                        "the pipeline is full (a sending queue or the memory limiter); retry later"
+                            .into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Sanitizes `request` and hands it on. `encoded` is the request's protobuf encoding when
     /// the caller has it: sanitizing is deterministic, so the store may keep the original bytes
     /// and re-sanitize on replay.
@@ -321,10 +340,16 @@ pub(crate) mod testutil {
     pub struct Recorder {
         pub got: Mutex<Vec<TraceBatch>>,
         pub refuse: Mutex<Option<ConsumeError>>,
+        /// Answers `has_room() == false`.
+        pub no_room: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait::async_trait]
     impl osprey_pipeline::Consumer for Recorder {
+        fn has_room(&self) -> bool {
+            !self.no_room.load(Ordering::Relaxed)
+        }
+
         async fn consume(&self, batch: TraceBatch) -> Result<(), ConsumeError> {
             if let Some(e) = self
                 .refuse

@@ -64,14 +64,7 @@ where
         let wrong_path = req.uri().path() != EXPORT_PATH;
         Box::pin(async move {
             if wrong_path {
-                let mut r = http::Response::new(tonic::body::Body::default());
-                r.headers_mut()
-                    .insert("grpc-status", http::HeaderValue::from_static("12"));
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    tonic::metadata::GRPC_CONTENT_TYPE,
-                );
-                return Ok(r);
+                return Ok(tonic::Status::unimplemented("only TraceService/Export").into_http());
             }
             let method = tower::service_fn(move |r: tonic::Request<CountRequest>| {
                 let counts = counts.clone();
