@@ -64,6 +64,7 @@ grafana:
 prometheus:
   image: registry.example/prometheus:3
   retention: 2d
+  storage: {size: 20Gi, storageClassName: slow}
   resources: {limits: {memory: 4Gi}}
 """
 
@@ -189,6 +190,11 @@ def test_every_knob_renders_the_same(binary, tmp_path):
     prom = objs[("Deployment", "observability", "osprey-prometheus")]
     assert prom["spec"]["template"]["spec"]["containers"][0]["args"][2] == \
         "--storage.tsdb.retention.time=2d"
+    data = next(v for v in prom["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
+    assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "osprey-prometheus"}}
+    pvc = objs[("PersistentVolumeClaim", "observability", "osprey-prometheus")]
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert pvc["spec"]["storageClassName"] == "slow"
 
 
 @pytest.mark.parametrize("text,gone", [

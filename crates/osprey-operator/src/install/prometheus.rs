@@ -36,16 +36,42 @@ pub(crate) fn gated(text: &str, enabled: bool) -> String {
     out
 }
 
+/// The claim holding the TSDB when `prometheus.storage.size` is set.
+fn claim(v: &Values, ns: &str) -> Option<Value> {
+    let s = &v.prometheus.storage;
+    if s.size.is_empty() {
+        return None;
+    }
+    let mut spec = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": s.size}},
+    });
+    if !s.storage_class_name.is_empty() {
+        spec["storageClassName"] = json!(s.storage_class_name);
+    }
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta(PROMETHEUS, ns, "prometheus"),
+        "spec": spec,
+    }))
+}
+
 fn deployment(v: &Values, ns: &str) -> Value {
     let p = &v.prometheus;
     let probe = |path: &str| json!({"httpGet": {"path": path, "port": "http"}});
+    let data = if p.storage.size.is_empty() {
+        json!({"name": "data", "emptyDir": {}})
+    } else {
+        json!({"name": "data", "persistentVolumeClaim": {"claimName": PROMETHEUS}})
+    };
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": meta(PROMETHEUS, ns, "prometheus"),
         "spec": {
             "replicas": 1,
-            // One TSDB in an emptyDir: never two pods at once.
+            // One TSDB (in an emptyDir or on a ReadWriteOnce claim): never two pods at once.
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector(PROMETHEUS)},
             "template": {
@@ -75,7 +101,7 @@ fn deployment(v: &Values, ns: &str) -> Value {
                     }],
                     "volumes": [
                         {"name": "config", "configMap": {"name": PROMETHEUS}},
-                        {"name": "data", "emptyDir": {}},
+                        data,
                     ],
                 },
             },
@@ -85,7 +111,8 @@ fn deployment(v: &Values, ns: &str) -> Value {
 
 /// In apply order.
 pub(super) fn objects(v: &Values, ns: &str) -> Vec<Value> {
-    vec![
+    let mut out: Vec<Value> = claim(v, ns).into_iter().collect();
+    out.extend([
         json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -102,7 +129,8 @@ pub(super) fn objects(v: &Values, ns: &str) -> Vec<Value> {
                 "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
             },
         }),
-    ]
+    ]);
+    out
 }
 
 #[cfg(test)]
@@ -170,6 +198,40 @@ mod tests {
         assert!(
             ds.contains("uid: osprey-prometheus") && ds.contains("http://osprey-prometheus:9090")
         );
+    }
+
+    #[test]
+    fn tsdb_in_an_empty_dir_unless_a_size_is_set() {
+        let data = |objs: &[Value]| {
+            let dep = find(objs, "Deployment", "osprey-prometheus");
+            dep["spec"]["template"]["spec"]["volumes"][1].clone()
+        };
+        let objs = objects(&Values::default()).unwrap();
+        assert_eq!(
+            data(&objs),
+            serde_json::json!({"name": "data", "emptyDir": {}})
+        );
+        assert!(!names(&objs)
+            .iter()
+            .any(|n| n.contains("PersistentVolumeClaim")));
+
+        let v = Values::from_yaml("prometheus: {storage: {size: 20Gi}}").unwrap();
+        let objs = objects(&v).unwrap();
+        assert_eq!(
+            data(&objs),
+            serde_json::json!({"name": "data", "persistentVolumeClaim": {"claimName": "osprey-prometheus"}})
+        );
+        let pvc = find(&objs, "PersistentVolumeClaim", "osprey-prometheus");
+        assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "20Gi");
+        assert!(pvc["spec"].get("storageClassName").is_none());
+        // The claim is applied before the Deployment that mounts it.
+        let at = |n: &str| names(&objs).iter().position(|x| x == n).unwrap();
+        assert!(
+            at("\"PersistentVolumeClaim\"/\"osprey-prometheus\"")
+                < at("\"Deployment\"/\"osprey-prometheus\"")
+        );
+        let bad = Values::from_yaml("prometheus: {storage: {sise: 1Gi}}").unwrap_err();
+        assert!(bad.to_string().contains("sise"), "{bad}");
     }
 
     #[test]

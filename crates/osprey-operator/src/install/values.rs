@@ -221,6 +221,7 @@ pub struct Prometheus {
     pub image: String,
     /// How long samples are kept (`--storage.tsdb.retention.time`).
     pub retention: String,
+    pub storage: PrometheusStorage,
     pub resources: Value,
 }
 
@@ -230,9 +231,21 @@ impl Default for Prometheus {
             enabled: true,
             image: DEFAULT_PROMETHEUS_IMAGE.into(),
             retention: "15d".into(),
+            storage: PrometheusStorage::default(),
             resources: resources("100m", "256Mi", "1Gi"),
         }
     }
+}
+
+/// Where Prometheus keeps its TSDB: an emptyDir (lost with the pod) unless `size` is set, then
+/// a PersistentVolumeClaim `osprey-prometheus` of that size.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrometheusStorage {
+    /// Empty: an emptyDir.
+    pub size: String,
+    /// Empty: the cluster's default StorageClass.
+    pub storage_class_name: String,
 }
 
 fn resources(cpu: &str, memory: &str, memory_limit: &str) -> Value {
