@@ -89,6 +89,15 @@ try {
     check(close(rate, e.requests / secs), `${svc}: rate ${rate} != ${e.requests / secs}`);
     check(close(er, e.requests ? e.errors / e.requests : 0), `${svc}: error rate ${er} != ${e.errors}/${e.requests}`);
   }
+  // p99 from the rollup histograms (±2 %) against the exact percentile_cont over the raw spans.
+  let p99Checked = 0;
+  for (const [svc, e] of Object.entries(expected.services)) {
+    if (!e.requests) continue;
+    const p99 = await num(`tr[data-service="${svc}"] td[data-col="p99"]`);
+    check(p99 != null && Math.abs(p99 - e.p99) <= 0.05 * e.p99, `${svc}: p99 ${p99} not within 5 % of ${e.p99}`);
+    p99Checked += 1;
+  }
+  check(p99Checked > 0, 'no service with requests to compare p99');
   check(await num('[data-stat="requests"]') === expected.total_requests, 'overview total requests');
   check(await num('[data-stat="spans"]') === expected.total_spans, 'overview total spans');
   check(close(await num('[data-stat="error_rate"]'), expected.total_errors / expected.total_requests), 'overview error rate');

@@ -3,6 +3,7 @@
 //! Queries run on their own small tokio runtime so a heavy query competes with ingest only
 //! for CPU, never for the receivers' async workers.
 
+use crate::rollup::SpanStatsTable;
 use crate::table::SpansTable;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -155,6 +156,8 @@ impl QueryEngine {
         });
         ctx.register_table("spans", table)
             .map_err(QueryError::from_df)?;
+        crate::rollup::register(&ctx, SpanStatsTable::new(snapshot.clone()))
+            .map_err(QueryError::from_df)?;
         crate::promscale::register_functions(&ctx, Arc::new(SpansTable::new(snapshot)));
         Ok(ctx)
     }
@@ -171,6 +174,8 @@ impl QueryEngine {
         let mut ctx = SessionContext::new_with_config_rt(config, self.df_runtime.clone());
         let table = Arc::new(SpansTable::live(self.store.clone()));
         ctx.register_table("spans", table.clone())
+            .map_err(QueryError::from_df)?;
+        crate::rollup::register(&ctx, SpanStatsTable::live(self.store.clone()))
             .map_err(QueryError::from_df)?;
         crate::promscale::register_functions(&ctx, table);
         crate::promscale::install(&mut ctx)

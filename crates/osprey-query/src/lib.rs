@@ -1,6 +1,8 @@
 //! Query: everything that reads the store.
 //!
 //! - [`table`]: the `spans` table, a DataFusion table over a store snapshot (buffer + Parquet);
+//! - [`rollup`]: the `span_stats` table (per-minute rollups) and [`hist_fn`], its histogram
+//!   aggregates `hist_quantile` / `hist_merge`;
 //! - [`engine`]: the read-only SQL engine with time, row and memory limits;
 //! - [`json`]: result rows as JSON;
 //! - [`http`]: `POST /api/sql`;
@@ -13,11 +15,13 @@
 //! Each front end is a thin layer over the same engine.
 
 pub mod engine;
+pub mod hist_fn;
 pub mod http;
 pub mod jaeger;
 pub mod json;
 pub mod pg;
 pub mod promscale;
+pub mod rollup;
 pub mod table;
 pub mod tempo;
 pub mod traces;

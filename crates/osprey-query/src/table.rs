@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 /// Where a table's data comes from.
 #[derive(Clone)]
-enum Source {
+pub(crate) enum Source {
     /// One instant: every scan of a query sees the same data.
     Snapshot(Snapshot),
     /// The store now: each scan takes a fresh snapshot (for long-lived sessions).
@@ -82,7 +82,13 @@ impl SpansTable {
     }
 
     fn snapshot(&self) -> Snapshot {
-        match &self.source {
+        self.source.snapshot()
+    }
+}
+
+impl Source {
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        match self {
             Source::Snapshot(s) => s.clone(),
             Source::Live(store) => store.snapshot(),
         }
@@ -114,22 +120,28 @@ impl TimeRange {
 
     /// Narrows the range by the `start_time` comparisons among `filters` (an AND list).
     pub fn from_filters(filters: &[Expr]) -> TimeRange {
+        Self::from_filters_on(filters, col::START_TIME)
+    }
+
+    /// Narrows the range by the comparisons of the timestamp column `column` among `filters`.
+    pub fn from_filters_on(filters: &[Expr], column: &str) -> TimeRange {
         let mut r = TimeRange::ALL;
         for f in filters {
-            r.narrow(f);
+            r.narrow(f, column);
         }
         r
     }
 
-    fn narrow(&mut self, e: &Expr) {
+    fn narrow(&mut self, e: &Expr, column: &str) {
+        let start_time_col = |e: &Expr| matches!(e, Expr::Column(c) if c.name == column);
         match e {
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: Operator::And,
                 right,
             }) => {
-                self.narrow(left);
-                self.narrow(right);
+                self.narrow(left, column);
+                self.narrow(right, column);
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let (op, ts) = match (
@@ -231,10 +243,6 @@ pub fn trace_id_literals(filters: &[Expr]) -> Option<Vec<String>> {
         }
     }
     filters.iter().find_map(find)
-}
-
-fn start_time_col(e: &Expr) -> bool {
-    matches!(e, Expr::Column(c) if c.name == col::START_TIME)
 }
 
 /// A timestamp literal as ns since the epoch (any unit; casts of literals are folded before

@@ -3,6 +3,7 @@
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::manifest::{Manifest, SegmentMeta};
+use crate::rollup::{self, BufferedStats};
 use crate::segment::{self, SegmentFile};
 use crate::wal::{self, WalWriter};
 use arrow::record_batch::RecordBatch;
@@ -19,10 +20,14 @@ use tokio::sync::{mpsc, oneshot};
 /// Largest group commit, in records and bytes.
 const GROUP_MAX_RECORDS: usize = 4096;
 const GROUP_MAX_BYTES: usize = 32 << 20;
+/// How far back the rollup warm-up after open goes (older files compute on first use).
+const WARM_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 struct Buffered {
     seq: u64,
     batch: RecordBatch,
+    /// The batch again, with its rollup computed on first use.
+    stats: Arc<BufferedStats>,
 }
 
 struct State {
@@ -59,6 +64,8 @@ struct Counters {
 pub struct Snapshot {
     pub segments: Vec<Arc<SegmentFile>>,
     pub batches: Vec<RecordBatch>,
+    /// The rollups of `batches` (same order), for the `span_stats` table.
+    pub batch_stats: Vec<Arc<BufferedStats>>,
 }
 
 /// Figures for `/metrics` and benchmarks.
@@ -219,7 +226,8 @@ impl Store {
     fn push_active(&self, seq: u64, batch: RecordBatch) -> Result<()> {
         let bytes = segment::memory_size(&batch);
         let mut st = self.inner.state.write().map_err(|_| lock_poisoned())?;
-        st.active.push(Buffered { seq, batch });
+        let stats = BufferedStats::new(batch.clone());
+        st.active.push(Buffered { seq, batch, stats });
         st.active_bytes += bytes;
         st.oldest_active.get_or_insert_with(Instant::now);
         Ok(())
@@ -279,10 +287,17 @@ impl Store {
                     .chain(st.active.iter())
                     .map(|b| b.batch.clone())
                     .collect(),
+                batch_stats: st
+                    .flushing
+                    .iter()
+                    .chain(st.active.iter())
+                    .map(|b| b.stats.clone())
+                    .collect(),
             },
             Err(_) => Snapshot {
                 segments: Vec::new(),
                 batches: Vec::new(),
+                batch_stats: Vec::new(),
             },
         }
     }
@@ -549,17 +564,28 @@ impl Store {
         if remove.is_empty() {
             return Ok(0);
         }
+        let mut stats = None;
         let new_meta: Vec<SegmentMeta> = match add {
             Some((p, batches)) => {
                 let order: Vec<(usize, usize)> = segment::sorted_runs(&batches)?
                     .into_iter()
                     .flat_map(|(_, rows)| rows)
                     .collect();
+                // The new file's rollup, from the rows at hand, so that no page pays for it.
+                stats = Some(Arc::new(rollup::from_batches(&batches)?));
                 vec![self.write_new_segment(p, &batches, &order)?]
             }
             None => Vec::new(),
         };
-        match self.commit(&remove, new_meta.clone(), None, |_| {}) {
+        let new_ids: Vec<u64> = new_meta.iter().map(|m| m.id).collect();
+        let keep_stats = |st: &mut State| {
+            if let Some(stats) = stats {
+                for s in st.segments.iter().filter(|s| new_ids.contains(&s.meta.id)) {
+                    s.set_span_stats(stats.clone());
+                }
+            }
+        };
+        match self.commit(&remove, new_meta.clone(), None, keep_stats) {
             Ok(true) => Ok(remove.len()),
             Ok(false) => {
                 self.discard(&new_meta);
@@ -572,14 +598,50 @@ impl Store {
         }
     }
 
-    /// Runs the flush/retention/compaction loop until the store is closed.
+    /// Runs the flush/retention/compaction loop until the store is closed, and once, after
+    /// open, computes the rollups of the recent segments (see [`Store::warm_rollups`]).
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         // Two loops in one task: a long compaction never delays a flush (which would fill
         // the buffer and refuse writes).
-        let (a, b) = (self.clone(), self.clone());
+        let (a, b, c) = (self.clone(), self.clone(), self.clone());
         tokio::spawn(async move {
-            tokio::join!(a.flush_loop(), b.maintenance_loop());
+            let warm = async move {
+                let since = now_ns().saturating_sub(WARM_WINDOW.as_nanos() as i64);
+                let res = tokio::task::spawn_blocking(move || c.warm_rollups(since)).await;
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "rollup warm-up task failed");
+                }
+            };
+            tokio::join!(a.flush_loop(), b.maintenance_loop(), warm);
         })
+    }
+
+    /// Computes and caches the rollup of every live segment holding spans newer than
+    /// `since_ns`, newest first, so the first page after a restart does not pay for it.
+    /// Blocking. Returns the number of files computed.
+    pub fn warm_rollups(&self, since_ns: i64) -> usize {
+        let started = Instant::now();
+        let mut segments = self.snapshot().segments;
+        segments.retain(|s| s.meta.max_time >= since_ns && !s.has_span_stats());
+        segments.sort_by_key(|s| std::cmp::Reverse(s.meta.max_time));
+        let mut done = 0;
+        for s in segments {
+            if self.is_closed() {
+                break;
+            }
+            match s.span_stats() {
+                Ok(_) => done += 1,
+                Err(e) => {
+                    tracing::warn!(file = %s.path.display(), error = %e, "cannot compute the rollup of a segment")
+                }
+            }
+        }
+        tracing::info!(
+            files = done,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "span_stats rollups warmed"
+        );
+        done
     }
 
     async fn flush_loop(self) {

@@ -1,7 +1,9 @@
-//! Immutable Parquet segment files: writing (sorted by trace id), reading, and lifetime.
+//! Immutable Parquet segment files: writing (sorted by trace id), reading, lifetime, and the
+//! per-file caches (trace id bloom filters, per-minute rollup).
 
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentMeta;
+use crate::rollup::{LazyStats, SpanStats};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::{concat, interleave_record_batch, lexsort_to_indices, SortColumn};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
@@ -38,6 +40,8 @@ pub struct SegmentFile {
     /// The file's `trace_id` bloom filters (one per row group), loaded on the first lookup
     /// by trace id and kept: deciding which files may hold a trace then costs no I/O.
     trace_filters: OnceLock<Option<Vec<Sbbf>>>,
+    /// The file's per-minute rollup (`span_stats` rows), computed on first use and kept.
+    rollup: LazyStats,
 }
 
 impl SegmentFile {
@@ -48,7 +52,24 @@ impl SegmentFile {
             path,
             obsolete: AtomicBool::new(false),
             trace_filters: OnceLock::new(),
+            rollup: LazyStats::new(),
         })
+    }
+
+    /// The file's `span_stats` rows: cached, or computed from the file (blocking I/O).
+    pub fn span_stats(&self) -> Result<Arc<SpanStats>> {
+        self.rollup
+            .get_or_compute(|| crate::rollup::from_segment(&self.path))
+    }
+
+    /// Whether [`SegmentFile::span_stats`] is cached.
+    pub fn has_span_stats(&self) -> bool {
+        self.rollup.cached().is_some()
+    }
+
+    /// Caches rollup rows computed from the file's rows elsewhere (compaction has them).
+    pub fn set_span_stats(&self, stats: Arc<SpanStats>) {
+        self.rollup.set(stats);
     }
 
     /// Whether the file may hold spans of `trace_id` (lowercase hex). False only when its

@@ -30,6 +30,15 @@ export function timeWhere(range, col = 'start_time') {
   return `${col} >= to_timestamp_millis(${Math.floor(range.start)}) and ${col} < to_timestamp_millis(${Math.floor(range.end)})`;
 }
 
+/** The start of the minute holding the range start (epoch ms). */
+export function minuteStart(range) { return Math.floor(range.start / 60000) * 60000; }
+
+/** The `span_stats` minutes overlapping the range: whole minutes, so a range that does not
+ * start and end on a minute boundary covers the whole first and last minutes. */
+export function minuteWhere(range) {
+  return `minute >= to_timestamp_millis(${minuteStart(range)}) and minute < to_timestamp_millis(${Math.floor(range.end)})`;
+}
+
 export const SERVER_KINDS = "span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')";
 export const IS_ERROR = "status_code = 'STATUS_CODE_ERROR'";
 /** The spans that call another service (`alias.` prefixes the column in a join). */

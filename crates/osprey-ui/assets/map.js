@@ -1,7 +1,7 @@
 // Service map (`/map`): the call graph between services from parent/child span joins, laid out
 // in layers (callers left of callees); nodes sized by request rate, edges by calls.
 import {
-  query, timeWhere, SERVER_KINDS, IS_ERROR, CALLER_KINDS, CALLEE_KINDS, h, s, a, link, fmtRate, fmtPct, fmtMs, fmtNum, emptyState,
+  query, timeWhere, minuteWhere, SERVER_KINDS, CALLER_KINDS, CALLEE_KINDS, h, s, a, link, fmtRate, fmtPct, fmtMs, fmtNum, emptyState,
 } from './lib.js';
 import { showTip, hideTip } from './charts.js';
 
@@ -76,13 +76,18 @@ export function edgesSql(range) {
       group by 1, 2`;
 }
 
+/** Per service requests and errors (SERVER and CONSUMER spans), from the per-minute rollups. */
+export function nodesSql(range) {
+  return `select service_name, sum(case when ${SERVER_KINDS} then calls else 0 end) as requests,
+      sum(case when ${SERVER_KINDS} then errors else 0 end) as errors
+      from span_stats where ${minuteWhere(range)} group by 1`;
+}
+
 export async function render(el, ctx) {
   const { range, q } = ctx;
   const secs = (range.end - range.start) / 1000;
   const [nodes, edges] = await Promise.all([
-    query(`select service_name, sum(case when ${SERVER_KINDS} then 1 else 0 end) as requests,
-      sum(case when ${SERVER_KINDS} and ${IS_ERROR} then 1 else 0 end) as errors
-      from spans where ${timeWhere(range)} group by 1`),
+    query(nodesSql(range)),
     query(edgesSql(range)),
   ]);
   if (!ctx.alive()) return;

@@ -1,41 +1,45 @@
-// Services overview (`/`): per service request rate, error rate, p50/p95/p99 and trends.
+// Services overview (`/`): per service request rate, error rate, p50/p95/p99 and trends, from
+// the per-minute rollups (`span_stats`): whole minutes, charts in buckets of at least 1 min.
 import {
-  query, timeWhere, bucketMs, bucketExpr, tsMs, SERVER_KINDS, IS_ERROR, h, a, link, card,
+  query, minuteWhere, minuteStart, bucketMs, tsMs, SERVER_KINDS, h, a, link, card,
   fmtRate, fmtPct, fmtMs, fmtNum, sortableTable, emptyState, colorFor,
 } from './lib.js';
 import { sparkline } from './charts.js';
 
 /** Requests are the SERVER and CONSUMER spans of a service; latency is their duration. */
 export function statsSql(range) {
-  const req = `case when ${SERVER_KINDS} then 1 else 0 end`;
-  const dur = `case when ${SERVER_KINDS} then duration_ms end`;
+  const hist = `case when ${SERVER_KINDS} then hist end`;
   return `select service_name,
-    count(*) as spans,
-    sum(${req}) as requests,
-    sum(case when ${SERVER_KINDS} and ${IS_ERROR} then 1 else 0 end) as errors,
-    approx_percentile_cont(${dur}, 0.5) as p50,
-    approx_percentile_cont(${dur}, 0.95) as p95,
-    approx_percentile_cont(${dur}, 0.99) as p99
-  from spans where ${timeWhere(range)}
+    sum(calls) as spans,
+    sum(case when ${SERVER_KINDS} then calls else 0 end) as requests,
+    sum(case when ${SERVER_KINDS} then errors else 0 end) as errors,
+    hist_quantile(${hist}, 0.5) as p50,
+    hist_quantile(${hist}, 0.95) as p95,
+    hist_quantile(${hist}, 0.99) as p99
+  from span_stats where ${minuteWhere(range)}
   group by service_name`;
+}
+
+/** The trend buckets: whole minutes from the minute of the range start. */
+export function trendSql(range, step) {
+  return `select service_name,
+    date_bin(interval '${step} milliseconds', minute, to_timestamp_millis(${minuteStart(range)})) as t,
+    sum(case when ${SERVER_KINDS} then calls else 0 end) as requests,
+    sum(case when ${SERVER_KINDS} then errors else 0 end) as errors
+  from span_stats where ${minuteWhere(range)} group by 1, 2`;
 }
 
 export async function render(el, ctx) {
   const { range, q } = ctx;
-  const step = bucketMs(range, 30);
-  const [stats, buckets] = await Promise.all([
-    query(statsSql(range)),
-    query(`select service_name, ${bucketExpr(range, step)} as t,
-        sum(case when ${SERVER_KINDS} then 1 else 0 end) as requests,
-        sum(case when ${SERVER_KINDS} and ${IS_ERROR} then 1 else 0 end) as errors
-      from spans where ${timeWhere(range)} group by 1, 2`),
-  ]);
+  const step = Math.max(60000, bucketMs(range, 30));
+  const origin = minuteStart(range);
+  const [stats, buckets] = await Promise.all([query(statsSql(range)), query(trendSql(range, step))]);
   if (!ctx.alive()) return;
   const secs = (range.end - range.start) / 1000;
-  const nb = Math.max(1, Math.ceil((range.end - range.start) / step));
+  const nb = Math.max(1, Math.ceil((range.end - origin) / step));
   const trend = new Map();
   for (const b of buckets) {
-    const i = Math.floor((tsMs(b.t) - range.start) / step);
+    const i = Math.floor((tsMs(b.t) - origin) / step);
     if (i < 0 || i >= nb) continue;
     if (!trend.has(b.service_name)) trend.set(b.service_name, { req: new Array(nb).fill(0), err: new Array(nb).fill(0) });
     const t = trend.get(b.service_name);
@@ -79,7 +83,7 @@ export async function render(el, ctx) {
         { 'data-stat': 'error_rate', 'data-value': total.req ? total.err / total.req : 0 }),
       card('Spans', fmtNum(total.spans), { 'data-stat': 'spans', 'data-value': total.spans })));
     out.push(h('div', { class: 'panel scroll' },
-      h('p', { class: 'muted', style: 'margin-top:0' }, 'Requests are SERVER and CONSUMER spans; latency percentiles are over their durations.'),
+      h('p', { class: 'muted', style: 'margin-top:0' }, 'Requests are SERVER and CONSUMER spans; latency percentiles are over their durations (±2 %). Counted by whole minutes: the first and last minute of the range count in full.'),
       sortableTable(cols, rows, {
         sort, dir,
         onSort: (k, d) => ctx.setParams({ sort: k, dir: d }, { replace: true }),

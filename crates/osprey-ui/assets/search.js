@@ -1,7 +1,7 @@
 // Trace search (`/search`): filters in the URL (service, operation, tags, minDuration,
 // maxDuration, limit, sort); results as a duration scatter plot and a list.
 import {
-  query, lit, timeWhere, tsMs, parseDuration, IS_ERROR, h, a, link, fmtMs, fmtDate, emptyState, colorFor, fullWidth,
+  query, lit, timeWhere, minuteWhere, tsMs, parseDuration, IS_ERROR, h, a, link, fmtMs, fmtDate, emptyState, colorFor, fullWidth,
 } from './lib.js';
 import { scatter } from './charts.js';
 
@@ -36,10 +36,11 @@ function filters(q, range) {
 
 export async function render(el, ctx) {
   const { range, q } = ctx;
-  const tw = timeWhere(range);
+  // The pick lists come from the per-minute rollups (whole minutes of the range).
+  const mw = minuteWhere(range);
   const [services, ops] = await Promise.all([
-    query(`select distinct service_name from spans where ${tw} order by 1`),
-    q.get('service') ? query(`select distinct span_name from spans where ${tw} and service_name = ${lit(q.get('service'))} order by 1`) : [],
+    query(`select distinct service_name from span_stats where ${mw} order by 1`),
+    q.get('service') ? query(`select distinct span_name from span_stats where ${mw} and service_name = ${lit(q.get('service'))} order by 1`) : [],
   ]);
   if (!ctx.alive()) return;
   const field = (label, input) => h('label', {}, label, input);

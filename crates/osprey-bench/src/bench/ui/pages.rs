@@ -49,6 +49,20 @@ pub fn time_where(start: f64, end: f64, col: &str) -> String {
     )
 }
 
+/// lib.js minuteStart(): the start of the minute holding the range start.
+fn minute_start(c: &Ctx) -> f64 {
+    (c.start / 60000.0).floor() * 60000.0
+}
+
+/// lib.js minuteWhere(): the `span_stats` minutes overlapping the range.
+pub fn minute_where(c: &Ctx) -> String {
+    format!(
+        "minute >= to_timestamp_millis({}) and minute < to_timestamp_millis({})",
+        minute_start(c),
+        c.end.floor()
+    )
+}
+
 fn bucket_ms(c: &Ctx, n: f64) -> f64 {
     const STEPS: [f64; 16] = [
         1e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 108e5, 216e5, 432e5, 864e5,
@@ -71,50 +85,57 @@ fn bucket_expr(c: &Ctx, step: f64) -> String {
 pub fn statements(page: &str, c: &Ctx) -> Vec<String> {
     let tw = time_where(c.start, c.end, "start_time");
     match page {
-        // overview.js: statsSql(range) and the trend buckets (bucketMs(range, 30)).
+        // overview.js: statsSql(range) and trendSql(range, max(1 min, bucketMs(range, 30))).
         "overview" => {
-            let step = bucket_ms(c, 30.0);
+            let step = bucket_ms(c, 30.0).max(60000.0);
+            let mw = minute_where(c);
+            let hist = format!("case when {SERVER_KINDS} then hist end");
             vec![
                 format!(
                     "select service_name,
-    count(*) as spans,
-    sum(case when {SERVER_KINDS} then 1 else 0 end) as requests,
-    sum(case when {SERVER_KINDS} and {IS_ERROR} then 1 else 0 end) as errors,
-    approx_percentile_cont(case when {SERVER_KINDS} then duration_ms end, 0.5) as p50,
-    approx_percentile_cont(case when {SERVER_KINDS} then duration_ms end, 0.95) as p95,
-    approx_percentile_cont(case when {SERVER_KINDS} then duration_ms end, 0.99) as p99
-  from spans where {tw}
+    sum(calls) as spans,
+    sum(case when {SERVER_KINDS} then calls else 0 end) as requests,
+    sum(case when {SERVER_KINDS} then errors else 0 end) as errors,
+    hist_quantile({hist}, 0.5) as p50,
+    hist_quantile({hist}, 0.95) as p95,
+    hist_quantile({hist}, 0.99) as p99
+  from span_stats where {mw}
   group by service_name"
                 ),
                 format!(
-                    "select service_name, {} as t,
-        sum(case when {SERVER_KINDS} then 1 else 0 end) as requests,
-        sum(case when {SERVER_KINDS} and {IS_ERROR} then 1 else 0 end) as errors
-      from spans where {tw} group by 1, 2",
-                    bucket_expr(c, step)
+                    "select service_name,
+    date_bin(interval '{step} milliseconds', minute, to_timestamp_millis({})) as t,
+    sum(case when {SERVER_KINDS} then calls else 0 end) as requests,
+    sum(case when {SERVER_KINDS} then errors else 0 end) as errors
+  from span_stats where {mw} group by 1, 2",
+                    minute_start(c)
                 ),
             ]
         }
         // service.js, without and with `?operation=`.
         "service" => service_sql(c, None),
         "operation" => service_sql(c, Some(&c.operation)),
-        // map.js: nodes and edges.
+        // map.js: nodesSql(range) and edgesSql(range).
         "map" => vec![
             format!(
-                "select service_name, sum(case when {SERVER_KINDS} then 1 else 0 end) as requests,
-      sum(case when {SERVER_KINDS} and {IS_ERROR} then 1 else 0 end) as errors
-      from spans where {tw} group by 1"
+                "select service_name, sum(case when {SERVER_KINDS} then calls else 0 end) as requests,
+      sum(case when {SERVER_KINDS} then errors else 0 end) as errors
+      from span_stats where {} group by 1",
+                minute_where(c)
             ),
             edges_sql(c),
         ],
         // search.js render(): the service list and that service's operations (`?service=`).
-        "search" => vec![
-            format!("select distinct service_name from spans where {tw} order by 1"),
-            format!(
-                "select distinct span_name from spans where {tw} and service_name = {} order by 1",
-                lit(&c.service)
-            ),
-        ],
+        "search" => {
+            let mw = minute_where(c);
+            vec![
+                format!("select distinct service_name from span_stats where {mw} order by 1"),
+                format!(
+                    "select distinct span_name from span_stats where {mw} and service_name = {} order by 1",
+                    lit(&c.service)
+                ),
+            ]
+        }
         // trace.js.
         "trace" => vec![format!(
             "select span_id, parent_span_id, service_name, span_name, span_kind, start_time, end_time,
@@ -275,5 +296,23 @@ mod tests {
         // 2 h over 30 buckets wants 240 s: the next step is 300 s.
         assert_eq!(bucket_ms(&ctx(), 30.0), 3e5);
         assert_eq!(bucket_ms(&ctx(), 60.0), 12e4);
+    }
+
+    #[test]
+    fn rollup_pages_use_whole_minutes() {
+        let mut c = ctx();
+        c.start += 12_345.0;
+        let mw = minute_where(&c);
+        assert!(mw.starts_with("minute >= to_timestamp_millis(1699999980000) and"));
+        let overview = statements("overview", &c);
+        assert!(overview.iter().all(|s| s.contains("from span_stats")));
+        assert!(overview[1].contains("interval '300000 milliseconds'"));
+        c.end = c.start + 900_000.0;
+        // 15 min over 30 buckets wants 30 s: clamped to 1 min.
+        assert!(statements("overview", &c)[1].contains("interval '60000 milliseconds'"));
+        assert!(statements("map", &c)[0].contains("from span_stats"));
+        assert!(statements("search", &c)
+            .iter()
+            .all(|s| s.contains("from span_stats")));
     }
 }
