@@ -71,7 +71,7 @@ impl LogHist {
 
     fn add(&mut self, idx: u16, n: u64) {
         match self.buckets.binary_search_by_key(&idx, |b| b.0) {
-            Ok(i) => self.buckets[i].1 += n,
+            Ok(i) => self.buckets[i].1 = self.buckets[i].1.saturating_add(n),
             Err(i) => self.buckets.insert(i, (idx, n)),
         }
     }
@@ -84,7 +84,7 @@ impl LogHist {
     }
 
     pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.1).sum()
+        self.buckets.iter().fold(0u64, |a, b| a.saturating_add(b.1))
     }
 
     /// The `q` quantile (0..=1), interpolated between ranks like `percentile_cont`.
@@ -125,13 +125,13 @@ impl HistSum {
             if i >= self.counts.len() {
                 self.counts.resize(i + 1, 0);
             }
-            self.counts[i] += n;
+            self.counts[i] = self.counts[i].saturating_add(n);
         }
         Ok(())
     }
 
     pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.iter().fold(0u64, |a, c| a.saturating_add(*c))
     }
 
     fn pairs(&self) -> impl Iterator<Item = (u16, u64)> + Clone + '_ {
@@ -158,7 +158,8 @@ impl HistSum {
 
 /// The value at 0-based rank `pos` (fractional: interpolated) of sorted `(bucket, count)`s.
 fn quantile_of(pairs: impl Iterator<Item = (u16, u64)> + Clone, q: f64) -> Option<f64> {
-    let n: u64 = pairs.clone().map(|p| p.1).sum();
+    // Saturating: an encoded histogram may come from SQL input, not only from the store.
+    let n: u64 = pairs.clone().fold(0u64, |a, p| a.saturating_add(p.1));
     if n == 0 || q.is_nan() {
         return None;
     }
@@ -168,7 +169,7 @@ fn quantile_of(pairs: impl Iterator<Item = (u16, u64)> + Clone, q: f64) -> Optio
     let at = |rank: u64| {
         let mut seen = 0u64;
         for (i, c) in pairs.clone() {
-            seen += c;
+            seen = seen.saturating_add(c);
             if rank < seen {
                 return bucket_value(i);
             }
@@ -235,7 +236,7 @@ fn decode_pairs(
         }
         let pair = get_varint(bytes, &mut at).and_then(|d| {
             let n = get_varint(bytes, &mut at)?;
-            prev += d;
+            prev = prev.saturating_add(d);
             if prev > MAX_BUCKET as u64 {
                 return Err(HistDecodeError("bucket out of range"));
             }
@@ -335,5 +336,20 @@ mod tests {
         assert!(LogHist::decode(&[FORMAT, 0x80]).is_err());
         assert!(LogHist::decode(&[FORMAT, 0xff, 0x7f, 1]).is_err());
         assert_eq!(LogHist::decode(&[]).expect("empty"), LogHist::new());
+        // Crafted input (hist_quantile takes any bytes from SQL): errors or saturates, no panic.
+        let mut huge = vec![FORMAT];
+        put_varint(&mut huge, u64::MAX);
+        put_varint(&mut huge, 1);
+        assert!(LogHist::decode(&huge).is_err());
+        let mut big = vec![FORMAT];
+        for d in [1u64, 0, 0] {
+            put_varint(&mut big, d);
+            put_varint(&mut big, u64::MAX);
+        }
+        let mut sum = HistSum::new();
+        sum.add_encoded(&big).expect("in range");
+        sum.add_encoded(&big).expect("in range");
+        assert_eq!(sum.count(), u64::MAX);
+        assert!(sum.quantile(0.99).is_some());
     }
 }
