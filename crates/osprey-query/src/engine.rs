@@ -3,7 +3,7 @@
 //! Queries run on their own small tokio runtime so a heavy query competes with ingest only
 //! for CPU, never for the receivers' async workers.
 
-use crate::rollup::SpanStatsTable;
+use crate::rollup::RollupTable;
 use crate::table::SpansTable;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -156,7 +156,7 @@ impl QueryEngine {
         });
         ctx.register_table("spans", table)
             .map_err(QueryError::from_df)?;
-        crate::rollup::register(&ctx, SpanStatsTable::new(snapshot.clone()))
+        crate::rollup::register(&ctx, |w| RollupTable::new(snapshot.clone(), w))
             .map_err(QueryError::from_df)?;
         crate::promscale::register_functions(&ctx, Arc::new(SpansTable::new(snapshot)));
         Ok(ctx)
@@ -175,7 +175,7 @@ impl QueryEngine {
         let table = Arc::new(SpansTable::live(self.store.clone()));
         ctx.register_table("spans", table.clone())
             .map_err(QueryError::from_df)?;
-        crate::rollup::register(&ctx, SpanStatsTable::live(self.store.clone()))
+        crate::rollup::register(&ctx, |w| RollupTable::live(self.store.clone(), w))
             .map_err(QueryError::from_df)?;
         crate::promscale::register_functions(&ctx, table);
         crate::promscale::install(&mut ctx)

@@ -1,7 +1,7 @@
 //! Query: everything that reads the store.
 //!
 //! - [`table`]: the `spans` table, a DataFusion table over a store snapshot (buffer + Parquet);
-//! - [`rollup`]: the `span_stats` table (per-minute rollups) and [`hist_fn`], its histogram
+//! - [`rollup`]: the `span_stats`, `call_edges` and `slow_spans` tables (per-minute rollups) and [`hist_fn`], its histogram
 //!   aggregates `hist_quantile` / `hist_merge`;
 //! - [`engine`]: the read-only SQL engine with time, row and memory limits;
 //! - [`json`]: result rows as JSON;

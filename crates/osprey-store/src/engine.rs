@@ -581,7 +581,7 @@ impl Store {
         let keep_stats = |st: &mut State| {
             if let Some(stats) = stats {
                 for s in st.segments.iter().filter(|s| new_ids.contains(&s.meta.id)) {
-                    s.set_span_stats(stats.clone());
+                    s.set_rollup(stats.clone());
                 }
             }
         };
@@ -622,14 +622,14 @@ impl Store {
     pub fn warm_rollups(&self, since_ns: i64) -> usize {
         let started = Instant::now();
         let mut segments = self.snapshot().segments;
-        segments.retain(|s| s.meta.max_time >= since_ns && !s.has_span_stats());
+        segments.retain(|s| s.meta.max_time >= since_ns && !s.has_rollup());
         segments.sort_by_key(|s| std::cmp::Reverse(s.meta.max_time));
         let mut done = 0;
         for s in segments {
             if self.is_closed() {
                 break;
             }
-            match s.span_stats() {
+            match s.rollup() {
                 Ok(_) => done += 1,
                 Err(e) => {
                     tracing::warn!(file = %s.path.display(), error = %e, "cannot compute the rollup of a segment")

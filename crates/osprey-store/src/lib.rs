@@ -9,19 +9,22 @@
 //! it is replaced atomically, so a crash at any point leaves either the old or the new set,
 //! and WAL replay re-applies exactly the records after it. Readers take a [`Snapshot`]; files
 //! they hold stay on disk until the last snapshot using them is dropped. Each file and each
-//! buffered batch also gives its per-minute [`rollup`] (`span_stats`), computed on first use.
+//! buffered batch also gives its per-minute [`rollup`] (`span_stats`, `call_edges`,
+//! `slow_spans`), computed on first use.
 
 pub mod config;
+pub mod edges;
 pub mod engine;
 pub mod error;
 pub mod hist;
 pub mod manifest;
 pub mod rollup;
 pub mod segment;
+pub mod slow;
 pub mod wal;
 
 pub use config::{FsyncPolicy, StoreConfig};
 pub use engine::{Snapshot, Store, StoreStats};
 pub use error::StoreError;
-pub use rollup::{BufferedStats, SpanStats};
+pub use rollup::{BufferedStats, Rollup};
 pub use segment::SegmentFile;

@@ -3,7 +3,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentMeta;
-use crate::rollup::{LazyStats, SpanStats};
+use crate::rollup::{LazyStats, Rollup};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::{concat, interleave_record_batch, lexsort_to_indices, SortColumn};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
@@ -57,18 +57,18 @@ impl SegmentFile {
     }
 
     /// The file's `span_stats` rows: cached, or computed from the file (blocking I/O).
-    pub fn span_stats(&self) -> Result<Arc<SpanStats>> {
+    pub fn rollup(&self) -> Result<Arc<Rollup>> {
         self.rollup
             .get_or_compute(|| crate::rollup::from_segment(&self.path))
     }
 
     /// Whether [`SegmentFile::span_stats`] is cached.
-    pub fn has_span_stats(&self) -> bool {
+    pub fn has_rollup(&self) -> bool {
         self.rollup.cached().is_some()
     }
 
     /// Caches rollup rows computed from the file's rows elsewhere (compaction has them).
-    pub fn set_span_stats(&self, stats: Arc<SpanStats>) {
+    pub fn set_rollup(&self, stats: Arc<Rollup>) {
         self.rollup.set(stats);
     }
 

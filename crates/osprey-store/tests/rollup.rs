@@ -152,14 +152,14 @@ fn rolled_up(store: &Store) -> BTreeMap<Key, Agg> {
     let snap = store.snapshot();
     let mut units = Vec::new();
     for f in &snap.segments {
-        units.push(f.span_stats().expect("segment rollup"));
+        units.push(f.rollup().expect("segment rollup"));
     }
     for b in &snap.batch_stats {
         units.push(b.get().expect("buffer rollup"));
     }
     let mut out = BTreeMap::new();
     for u in units {
-        let b = &u.batch;
+        let b = &u.stats;
         let s = |i: usize| b.column(i).as_string::<i32>().clone();
         let minute = b.column(0).as_primitive::<TimestampNanosecondType>();
         let (svc, name, kind) = (s(1), s(2), s(3));
@@ -252,18 +252,14 @@ async fn rollups_add_up_to_the_spans_through_flush_compaction_and_reopen() {
         assert!(store.compact().expect("compact") >= 2);
         assert!(store.stats().segment_files < files);
         // The compacted file's rollup was computed from its rows and is cached already.
-        assert!(store.snapshot().segments.iter().all(|s| s.has_span_stats()));
+        assert!(store.snapshot().segments.iter().all(|s| s.has_rollup()));
         assert_matches(&store, spans, "after compaction");
         append(&store, &request(8, "checkout", 4, t0)).await;
         spans += 4;
         // No close(): the last trace is only in the WAL.
     }
     let store = Store::open(config(dir.path())).expect("reopen");
-    assert!(store
-        .snapshot()
-        .segments
-        .iter()
-        .all(|s| !s.has_span_stats()));
+    assert!(store.snapshot().segments.iter().all(|s| !s.has_rollup()));
     assert_matches(&store, spans, "after reopen");
     assert_eq!(store.warm_rollups(0), 0, "computed already by the check");
     drop(store);
@@ -271,7 +267,7 @@ async fn rollups_add_up_to_the_spans_through_flush_compaction_and_reopen() {
     let n = store.snapshot().segments.len();
     assert_eq!(store.warm_rollups(i64::MAX), 0, "nothing that recent");
     assert_eq!(store.warm_rollups(0), n);
-    assert!(store.snapshot().segments.iter().all(|s| s.has_span_stats()));
+    assert!(store.snapshot().segments.iter().all(|s| s.has_rollup()));
 }
 
 #[tokio::test]
