@@ -62,6 +62,18 @@ def _expected(srv, start_ms: int, end_ms: int) -> dict:
     edges = srv.rows("select count(*) as n from (select distinct p.service_name as a, c.service_name as b"
                      " from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id"
                      " where c.service_name <> p.service_name) d")[0]["n"]
+    # The busiest service's callers and callees (service page), from the raw parent/child join.
+    busiest = ranked[0][0].replace("'", "''")
+    join = ("from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id"
+            " where c.service_name <> p.service_name and p.span_kind in ('SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER')"
+            f" and c.span_kind in {SERVER_KINDS}")
+    callers = {r["s"]: r["n"] for r in srv.rows(
+        f"select p.service_name as s, count(*) as n {join} and c.service_name = '{busiest}' group by 1")}
+    callees = {r["s"]: r["n"] for r in srv.rows(
+        f"select c.service_name as s, count(*) as n {join} and p.service_name = '{busiest}' group by 1")}
+    assert callers or callees, "the busiest service calls or is called"
+    slowest = srv.rows(f"select trace_id from spans where service_name = '{busiest}' and span_kind in {SERVER_KINDS}"
+                       " order by duration_ms desc limit 1")[0]["trace_id"]
     trace = srv.rows("select trace_id, count(*) as n from spans group by trace_id order by n desc, trace_id limit 1")[0]
     return {
         "services": services,
@@ -70,6 +82,9 @@ def _expected(srv, start_ms: int, end_ms: int) -> dict:
         "total_errors": sum(v["errors"] for v in services.values()),
         "total_spans": total,
         "edges": edges,
+        "callers": callers,
+        "callees": callees,
+        "slowest_trace": slowest,
         "trace_id": trace["trace_id"],
         "trace_spans": trace["n"],
     }

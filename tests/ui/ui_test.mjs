@@ -118,6 +118,15 @@ try {
   await clickNav('service', `tr[data-service="${svc}"] a`, new RegExp(`/services/${svc}\\?`));
   await page.waitForSelector('tr[data-operation]');
   check(await num('[data-stat="requests"]') === expected.services[svc].requests, `${svc} page: requests`);
+  // Callers and callees (from the call_edges rollup) as the raw parent/child join counts them.
+  for (const side of ['callers', 'callees']) {
+    const got = await page.$$eval(`table[data-table="${side}"] tr[data-service]`,
+      (rs) => Object.fromEntries(rs.map((r) => [r.dataset.service, Number(r.dataset.calls)])));
+    const norm = (o) => JSON.stringify(Object.entries(o).sort());
+    check(norm(got) === norm(expected[side]), `${svc} page: ${side} ${norm(got)}, want ${norm(expected[side])}`);
+  }
+  const slowFirst = await page.$eval('table[data-table="slowest"] tbody tr', (r) => r.dataset.trace);
+  check(slowFirst === expected.slowest_trace, `${svc} page: slowest request in ${slowFirst}, want ${expected.slowest_trace}`);
   await shot('service');
   await clickNav('operation', 'tr[data-operation] a', /operation=/);
   await page.waitForSelector('table[data-table="slowest"] a');

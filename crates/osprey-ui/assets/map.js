@@ -1,7 +1,7 @@
-// Service map (`/map`): the call graph between services from parent/child span joins, laid out
+// Service map (`/map`): the call graph between services from the `call_edges` rollup, laid out
 // in layers (callers left of callees); nodes sized by request rate, edges by calls.
 import {
-  query, timeWhere, minuteWhere, SERVER_KINDS, CALLER_KINDS, CALLEE_KINDS, h, s, a, link, fmtRate, fmtPct, fmtMs, fmtNum, emptyState,
+  query, minuteWhere, SERVER_KINDS, h, s, a, link, fmtRate, fmtPct, fmtMs, fmtNum, emptyState,
 } from './lib.js';
 import { showTip, hideTip } from './charts.js';
 
@@ -62,18 +62,13 @@ export function layers(names, edges) {
   return cols.filter(Boolean);
 }
 
-/** The calls between services: a client or producer span (the caller's) whose child is a
- * server or consumer span of another service (the callee's); latency is the child's. Both
- * sides are cut to their kinds and the range before the join, so the join sees a fraction of
- * the spans. */
+/** The calls between services, from the per-minute rollup `call_edges`: a client or producer
+ * span (the caller's) whose child is a server or consumer span of another service (the
+ * callee's); latency is the child's, and a call counts in the minute its child started. */
 export function edgesSql(range) {
-  return `select p.service_name as caller, c.service_name as callee, count(*) as calls,
-      sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
-      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99
-      from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-      where c.service_name <> p.service_name and ${CALLEE_KINDS('c')} and ${CALLER_KINDS('p')}
-        and ${timeWhere(range, 'c.start_time')} and ${timeWhere(range, 'p.start_time')}
-      group by 1, 2`;
+  return `select caller_service as caller, callee_service as callee, sum(calls) as calls,
+      sum(errors) as errors, sum(sum_ms) / sum(calls) as avg_ms, hist_quantile(hist, 0.99) as p99
+      from call_edges where ${minuteWhere(range)} group by 1, 2`;
 }
 
 /** Per service requests and errors (SERVER and CONSUMER spans), from the per-minute rollups. */

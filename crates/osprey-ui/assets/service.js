@@ -1,51 +1,55 @@
 // Service details (`/services/{service}`, optionally `?operation=`): latency and throughput over
-// time, top operations, slowest traces, upstream callers and downstream dependencies.
+// time, top operations, slowest traces, upstream callers and downstream dependencies, from the
+// per-minute rollups (`span_stats`, `slow_spans`, `call_edges`): whole minutes, charts in
+// buckets of at least 1 min.
 import {
-  query, lit, timeWhere, bucketMs, bucketExpr, tsMs, SERVER_KINDS, IS_ERROR, CALLER_KINDS, CALLEE_KINDS, h, a, link, card,
+  query, lit, timeWhere, minuteWhere, minuteStart, bucketMs, tsMs, SERVER_KINDS, h, a, link, card,
   fmtRate, fmtPct, fmtMs, fmtNum, fmtDate, sortableTable, emptyState,
 } from './lib.js';
 import { lineChart } from './charts.js';
+
+/** The statements of the page, all on the rollup tables (whole minutes): the cards and the
+ * series (one row without a bucket, then one per bucket of at least a minute), the operations,
+ * the slowest spans (exact start times) and the callers and callees. */
+export function serviceSql(range, svc, op) {
+  const mw = minuteWhere(range);
+  const s1 = lit(svc);
+  const base = `service_name = ${s1} and ${mw}`;
+  // The spans the charts and cards describe: the operation's spans, or the service's requests.
+  const sel = op ? `${base} and span_name = ${lit(op)}` : `${base} and ${SERVER_KINDS}`;
+  const step = Math.max(60000, bucketMs(range, 60));
+  const bucket = `date_bin(interval '${step} milliseconds', minute, to_timestamp_millis(${minuteStart(range)}))`;
+  const edgeAgg = `sum(calls) as calls, sum(errors) as errors, sum(sum_ms) / sum(calls) as avg_ms,
+      hist_quantile(hist, 0.99) as p99`;
+  const opOf = (side) => (op ? ` and ${side}_span_name = ${lit(op)}` : '');
+  return {
+    step,
+    stats: `select ${bucket} as t, sum(calls) as n, sum(errors) as errors,
+      hist_quantile(hist, 0.5) as p50, hist_quantile(hist, 0.95) as p95, hist_quantile(hist, 0.99) as p99
+      from span_stats where ${sel} group by grouping sets ((), (${bucket})) order by 1 nulls first`,
+    ops: `select span_name, min(span_kind) as kind, sum(calls) as calls, sum(errors) as errors,
+      hist_quantile(hist, 0.99) as p99, sum(sum_ms) as total_ms
+      from span_stats where ${base} group by span_name`,
+    slow: `select trace_id, span_id, span_name, duration_ms, start_time, status_code from slow_spans
+      where ${sel} and ${timeWhere(range)} order by duration_ms desc limit 15`,
+    // Callers: calls into this service (or operation); callees: calls out of it.
+    edges: `select 'up' as side, caller_service as service, ${edgeAgg}
+      from call_edges where callee_service = ${s1}${opOf('callee')} and ${mw} group by 2
+    union all
+    select 'down' as side, callee_service as service, ${edgeAgg}
+      from call_edges where caller_service = ${s1}${opOf('caller')} and ${mw} group by 2`,
+  };
+}
 
 export async function render(el, ctx) {
   const { range, q } = ctx;
   const svc = ctx.params.service;
   const op = q.get('operation');
-  const tw = timeWhere(range);
-  const base = `service_name = ${lit(svc)} and ${tw}`;
-  // The spans the charts and cards describe: the operation's spans, or the service's requests.
-  const sel = op ? `${base} and span_name = ${lit(op)}` : `${base} and ${SERVER_KINDS}`;
-  const step = bucketMs(range, 60);
   const secs = (range.end - range.start) / 1000;
-  const errCase = `sum(case when ${IS_ERROR} then 1 else 0 end)`;
-  // Callers and callees: two joins in one statement, each with this service's (and
-  // operation's) spans as its first, hashed side, so the hash tables stay small and the other
-  // side's scan is filtered by them. Kinds as in edgesSql (map.js).
-  const s1 = lit(svc);
-  const mine = (al) => `${al}.service_name = ${s1}${op ? ` and ${al}.span_name = ${lit(op)}` : ''}`;
-  const edgeAgg = `count(*) as calls, sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
-      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99`;
-  const edgeWhere = `${CALLEE_KINDS('c')} and ${CALLER_KINDS('p')}
-      and ${timeWhere(range, 'c.start_time')} and ${timeWhere(range, 'p.start_time')}`;
-  const edgesSql = `select 'up' as side, p.service_name as service, ${edgeAgg}
-    from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-    where ${mine('c')} and p.service_name <> ${s1} and ${edgeWhere} group by 1, 2
-  union all
-  select 'down' as side, c.service_name as service, ${edgeAgg}
-    from spans p join spans c on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-    where ${mine('p')} and c.service_name <> ${s1} and ${edgeWhere} group by 1, 2`;
-  // The cards (the row without a bucket) and the series (one row per bucket) in one scan.
-  const bucket = bucketExpr(range, step);
+  const sql = serviceSql(range, svc, op);
+  const step = sql.step;
   const [stats, ops, slow, edges] = await Promise.all([
-    query(`select ${bucket} as t, count(*) as n, ${errCase} as errors,
-      approx_percentile_cont(duration_ms, 0.5) as p50, approx_percentile_cont(duration_ms, 0.95) as p95,
-      approx_percentile_cont(duration_ms, 0.99) as p99 from spans where ${sel}
-      group by grouping sets ((), (${bucket})) order by 1 nulls first`),
-    query(`select span_name, min(span_kind) as kind, count(*) as calls, ${errCase} as errors,
-      approx_percentile_cont(duration_ms, 0.99) as p99, sum(duration_ms) as total_ms
-      from spans where ${base} group by span_name`),
-    query(`select trace_id, span_id, span_name, duration_ms, start_time, status_code from spans
-      where ${sel} order by duration_ms desc limit 15`),
-    query(edgesSql),
+    query(sql.stats), query(sql.ops), query(sql.slow), query(sql.edges),
   ]);
   const totals = stats.filter((r) => r.t == null);
   const series = stats.filter((r) => r.t != null);
@@ -106,10 +110,10 @@ export async function render(el, ctx) {
       h('td', {}, r.span_name, r.status_code === 'STATUS_CODE_ERROR' ? h('span', { class: 'badge-err' }, ' error') : ''),
       h('td', {}, fmtDate(tsMs(r.start_time))),
       h('td', { class: 'num' }, fmtMs(r.duration_ms)))))) : h('p', { class: 'muted' }, 'No spans.');
-  const depTable = (rows, label) => rows.length ? h('table', {},
+  const depTable = (rows, label) => rows.length ? h('table', { 'data-table': label === 'Caller' ? 'callers' : 'callees' },
     h('thead', {}, h('tr', {}, h('th', {}, label), h('th', { class: 'num' }, 'Calls'), h('th', { class: 'num' }, 'Rate'),
       h('th', { class: 'num' }, 'Errors'), h('th', { class: 'num' }, 'Avg'), h('th', { class: 'num' }, 'p99'))),
-    h('tbody', {}, rows.sort((x, y) => y.calls - x.calls).map((r) => h('tr', { 'data-service': r.service },
+    h('tbody', {}, rows.sort((x, y) => y.calls - x.calls).map((r) => h('tr', { 'data-service': r.service, 'data-calls': r.calls },
       h('td', {}, a(link(`/services/${encodeURIComponent(r.service)}`, q), r.service)),
       h('td', { class: 'num' }, fmtNum(r.calls)), h('td', { class: 'num' }, fmtRate(r.calls / secs)),
       h('td', { class: 'num' }, fmtPct(r.calls ? r.errors / r.calls : 0)),

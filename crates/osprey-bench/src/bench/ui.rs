@@ -275,7 +275,7 @@ pub async fn run(a: UiArgs) -> Result<()> {
     let _ = writeln!(
         s,
         "\nServer peak RSS over the whole run (VmHWM, includes loading): {} MiB.\n\n\
-         Reproduce: `cargo build --release -p osprey && target/release/osprey bench ui --spans {stored}` \
+         Reproduce: `cargo build --release --workspace --bins && target/release/osprey bench ui --spans {stored}` \
          (`--data-dir DIR` keeps the data and reuses it on the next run; `--ranges 2h,15m`).",
         peak / (1 << 20),
     );

@@ -29,14 +29,6 @@ pub const PAGES: [&str; 7] = [
 pub const SERVER_KINDS: &str = "span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')";
 const IS_ERROR: &str = "status_code = 'STATUS_CODE_ERROR'";
 
-fn caller_kinds(alias: &str) -> String {
-    format!("{alias}.span_kind in ('SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER')")
-}
-
-fn callee_kinds(alias: &str) -> String {
-    format!("{alias}.span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')")
-}
-
 pub fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -69,13 +61,6 @@ fn bucket_ms(c: &Ctx, n: f64) -> f64 {
     ];
     let want = (c.end - c.start) / n;
     STEPS.iter().copied().find(|s| *s >= want).unwrap_or(864e5)
-}
-
-fn bucket_expr(c: &Ctx, step: f64) -> String {
-    format!(
-        "date_bin(interval '{step} milliseconds', start_time, to_timestamp_millis({}))",
-        c.start.floor()
-    )
 }
 
 // --- The pages' statements -----------------------------------------------------------------
@@ -157,80 +142,62 @@ group by service_name order by requests desc"
     }
 }
 
-/// map.js edgesSql(): client/producer spans calling server/consumer spans of another service.
+/// map.js edgesSql(): calls between services from the `call_edges` rollup.
 fn edges_sql(c: &Ctx) -> String {
     format!(
-        "select p.service_name as caller, c.service_name as callee, count(*) as calls,
-      sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
-      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99
-      from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-      where c.service_name <> p.service_name and {} and {}
-        and {} and {}
-      group by 1, 2",
-        callee_kinds("c"),
-        caller_kinds("p"),
-        time_where(c.start, c.end, "c.start_time"),
-        time_where(c.start, c.end, "p.start_time")
+        "select caller_service as caller, callee_service as callee, sum(calls) as calls,
+      sum(errors) as errors, sum(sum_ms) / sum(calls) as avg_ms, hist_quantile(hist, 0.99) as p99
+      from call_edges where {} group by 1, 2",
+        minute_where(c)
     )
 }
 
-/// service.js render(): cards and series (one scan), operations, slowest, callers and callees.
+/// service.js serviceSql(): cards and series, operations, slowest, callers and callees, all
+/// from the rollup tables.
 fn service_sql(c: &Ctx, op: Option<&str>) -> Vec<String> {
-    let tw = time_where(c.start, c.end, "start_time");
+    let mw = minute_where(c);
     let svc = lit(&c.service);
-    let base = format!("service_name = {svc} and {tw}");
+    let base = format!("service_name = {svc} and {mw}");
     let sel = match op {
         Some(o) => format!("{base} and span_name = {}", lit(o)),
         None => format!("{base} and {SERVER_KINDS}"),
     };
-    let step = bucket_ms(c, 60.0);
-    let err = format!("sum(case when {IS_ERROR} then 1 else 0 end)");
-    let mine = |al: &str| {
-        let o = op
-            .map(|o| format!(" and {al}.span_name = {}", lit(o)))
-            .unwrap_or_default();
-        format!("{al}.service_name = {svc}{o}")
+    let step = bucket_ms(c, 60.0).max(60000.0);
+    let bucket = format!(
+        "date_bin(interval '{step} milliseconds', minute, to_timestamp_millis({}))",
+        minute_start(c)
+    );
+    let agg = "sum(calls) as calls, sum(errors) as errors, sum(sum_ms) / sum(calls) as avg_ms,
+      hist_quantile(hist, 0.99) as p99";
+    let op_of = |side: &str| {
+        op.map(|o| format!(" and {side}_span_name = {}", lit(o)))
+            .unwrap_or_default()
     };
-    let bucket = bucket_expr(c, step);
     vec![
         format!(
-            "select {bucket} as t, count(*) as n, {err} as errors,
-      approx_percentile_cont(duration_ms, 0.5) as p50, approx_percentile_cont(duration_ms, 0.95) as p95,
-      approx_percentile_cont(duration_ms, 0.99) as p99 from spans where {sel}
-      group by grouping sets ((), ({bucket})) order by 1 nulls first"
+            "select {bucket} as t, sum(calls) as n, sum(errors) as errors,
+      hist_quantile(hist, 0.5) as p50, hist_quantile(hist, 0.95) as p95, hist_quantile(hist, 0.99) as p99
+      from span_stats where {sel} group by grouping sets ((), ({bucket})) order by 1 nulls first"
         ),
         format!(
-            "select span_name, min(span_kind) as kind, count(*) as calls, {err} as errors,
-      approx_percentile_cont(duration_ms, 0.99) as p99, sum(duration_ms) as total_ms
-      from spans where {base} group by span_name"
+            "select span_name, min(span_kind) as kind, sum(calls) as calls, sum(errors) as errors,
+      hist_quantile(hist, 0.99) as p99, sum(sum_ms) as total_ms
+      from span_stats where {base} group by span_name"
         ),
         format!(
-            "select trace_id, span_id, span_name, duration_ms, start_time, status_code from spans
-      where {sel} order by duration_ms desc limit 15"
+            "select trace_id, span_id, span_name, duration_ms, start_time, status_code from slow_spans
+      where {sel} and {} order by duration_ms desc limit 15",
+            time_where(c.start, c.end, "start_time")
         ),
-        {
-            let agg = "count(*) as calls, sum(case when c.status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
-      avg(c.duration_ms) as avg_ms, approx_percentile_cont(c.duration_ms, 0.99) as p99";
-            let wh = format!(
-                "{} and {}
-      and {} and {}",
-                callee_kinds("c"),
-                caller_kinds("p"),
-                time_where(c.start, c.end, "c.start_time"),
-                time_where(c.start, c.end, "p.start_time")
-            );
-            format!(
-                "select 'up' as side, p.service_name as service, {agg}
-    from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-    where {} and p.service_name <> {svc} and {wh} group by 1, 2
-  union all
-  select 'down' as side, c.service_name as service, {agg}
-    from spans p join spans c on c.trace_id = p.trace_id and c.parent_span_id = p.span_id
-    where {} and c.service_name <> {svc} and {wh} group by 1, 2",
-                mine("c"),
-                mine("p")
-            )
-        },
+        format!(
+            "select 'up' as side, caller_service as service, {agg}
+      from call_edges where callee_service = {svc}{} and {mw} group by 2
+    union all
+    select 'down' as side, callee_service as service, {agg}
+      from call_edges where caller_service = {svc}{} and {mw} group by 2",
+            op_of("callee"),
+            op_of("caller")
+        ),
     ]
 }
 
@@ -287,7 +254,7 @@ mod tests {
             );
         }
         assert_eq!(statements("service", &c).len(), 4);
-        assert!(statements("operation", &c)[3].contains("c.span_name = 'GET /'"));
+        assert!(statements("operation", &c)[3].contains("callee_span_name = 'GET /'"));
         assert!(search_rows_sql(&c, &["a".into(), "b".into()]).contains("in ('a', 'b')"));
     }
 
@@ -311,6 +278,12 @@ mod tests {
         // 15 min over 30 buckets wants 30 s: clamped to 1 min.
         assert!(statements("overview", &c)[1].contains("interval '60000 milliseconds'"));
         assert!(statements("map", &c)[0].contains("from span_stats"));
+        assert!(statements("map", &c)[1].contains("from call_edges"));
+        let service = statements("service", &c);
+        assert!(service[0].contains("from span_stats") && service[1].contains("from span_stats"));
+        assert!(service[2].contains("from slow_spans") && service[3].contains("from call_edges"));
+        // 15 min over 60 buckets wants 15 s: clamped to 1 min.
+        assert!(service[0].contains("interval '60000 milliseconds'"));
         assert!(statements("search", &c)
             .iter()
             .all(|s| s.contains("from span_stats")));
