@@ -74,6 +74,11 @@ def _expected(srv, start_ms: int, end_ms: int) -> dict:
     assert callers or callees, "the busiest service calls or is called"
     slowest = srv.rows(f"select trace_id from spans where service_name = '{busiest}' and span_kind in {SERVER_KINDS}"
                        " order by duration_ms desc limit 1")[0]["trace_id"]
+    # The search page's default answer for the busiest service: newest first, by first span.
+    search_ids = [r["trace_id"] for r in srv.rows(
+        f"select trace_id from spans where service_name = '{busiest}'"
+        f" and start_time >= to_timestamp_millis({start_ms}) and start_time < to_timestamp_millis({end_ms})"
+        " group by trace_id order by min(start_time) desc limit 20")]
     trace = srv.rows("select trace_id, count(*) as n from spans group by trace_id order by n desc, trace_id limit 1")[0]
     return {
         "services": services,
@@ -85,6 +90,7 @@ def _expected(srv, start_ms: int, end_ms: int) -> dict:
         "callers": callers,
         "callees": callees,
         "slowest_trace": slowest,
+        "search_ids": search_ids,
         "trace_id": trace["trace_id"],
         "trace_spans": trace["n"],
     }

@@ -162,6 +162,10 @@ try {
   const results = await page.locator('[data-results] > li').count();
   const dots = await page.locator('#results svg circle').count();
   check(results > 0 && dots === results, `search: ${results} results, ${dots} dots`);
+  // The newest 20 traces, as plain SQL over the whole range ranks them (the page searches
+  // the newest minutes first).
+  const found = await page.$$eval('[data-results] > li', (ls) => ls.map((l) => l.dataset.trace));
+  check(JSON.stringify(found) === JSON.stringify(expected.search_ids), `search: ${found.join(',')}, want ${expected.search_ids.join(',')}`);
   await shot('search');
   await clickNav('search trace', '[data-results] [data-trace] a', /\/trace\/[0-9a-f]{32}/);
   await page.waitForSelector('.wf [data-row]');

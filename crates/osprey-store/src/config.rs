@@ -52,6 +52,9 @@ pub struct StoreConfig {
     pub compact_max_rows: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Memory for the rollups of segment files; beyond it the least recently used are
+    /// dropped and computed again when needed.
+    pub rollup_cache_bytes: usize,
 }
 
 impl StoreConfig {
@@ -68,6 +71,7 @@ impl StoreConfig {
             compact_min_files: 4,
             compact_max_rows: 1_000_000,
             row_group_rows: 64 * 1024,
+            rollup_cache_bytes: 512 << 20,
         }
     }
 }

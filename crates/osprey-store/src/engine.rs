@@ -1,5 +1,6 @@
 //! The store engine: ties the WAL, the buffer, segments and the manifest together.
 
+use crate::cache::RollupCache;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::manifest::{Manifest, SegmentMeta};
@@ -84,10 +85,15 @@ pub struct StoreStats {
     pub segment_files: u64,
     pub segment_rows: u64,
     pub segment_bytes: u64,
+    /// Bytes of segment rollups held in memory, and how many were dropped to stay within
+    /// `rollup_cache_bytes`.
+    pub rollup_bytes: u64,
+    pub rollup_evictions: u64,
 }
 
 struct Inner {
     cfg: StoreConfig,
+    rollups: Arc<RollupCache>,
     state: RwLock<State>,
     wal_tx: Mutex<Option<mpsc::Sender<WalJob>>>,
     wal_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -138,10 +144,11 @@ impl Store {
         }
         let manifest = Manifest::load(&dir)?;
         remove_strays(&dir, &manifest)?;
+        let rollups = RollupCache::new(cfg.rollup_cache_bytes);
         let segments = manifest
             .segments
             .iter()
-            .map(|m| SegmentFile::new(m.clone(), &dir))
+            .map(|m| SegmentFile::new(m.clone(), &dir, &rollups))
             .collect();
         let flushed = manifest.flushed_seq;
         let last_id = AtomicU64::new(manifest.next_id);
@@ -156,6 +163,7 @@ impl Store {
         };
         let inner = Arc::new(Inner {
             cfg,
+            rollups,
             state: RwLock::new(state),
             wal_tx: Mutex::new(None),
             wal_thread: Mutex::new(None),
@@ -313,6 +321,8 @@ impl Store {
             compactions: c.compactions.load(Ordering::Relaxed),
             overload_refusals: c.overload_refusals.load(Ordering::Relaxed),
             expired_segments: c.expired_segments.load(Ordering::Relaxed),
+            rollup_bytes: self.inner.rollups.used() as u64,
+            rollup_evictions: self.inner.rollups.evicted(),
             ..Default::default()
         };
         if let Ok(st) = self.inner.state.read() {
@@ -441,8 +451,11 @@ impl Store {
             !gone
         });
         for m in add {
-            st.segments
-                .push(SegmentFile::new(m, &self.inner.cfg.data_dir));
+            st.segments.push(SegmentFile::new(
+                m,
+                &self.inner.cfg.data_dir,
+                &self.inner.rollups,
+            ));
         }
         also(&mut st);
         Ok(true)
@@ -625,8 +638,10 @@ impl Store {
         segments.retain(|s| s.meta.max_time >= since_ns && !s.has_rollup());
         segments.sort_by_key(|s| std::cmp::Reverse(s.meta.max_time));
         let mut done = 0;
+        let budget = self.inner.rollups.limit() / 10 * 9;
         for s in segments {
-            if self.is_closed() {
+            // Older files would only push out the newer ones just computed.
+            if self.is_closed() || self.inner.rollups.used() >= budget {
                 break;
             }
             match s.rollup() {

@@ -12,6 +12,7 @@
 //! buffered batch also gives its per-minute [`rollup`] (`span_stats`, `call_edges`,
 //! `slow_spans`), computed on first use.
 
+pub mod cache;
 pub mod config;
 pub mod edges;
 pub mod engine;

@@ -1,9 +1,10 @@
 //! Immutable Parquet segment files: writing (sorted by trace id), reading, lifetime, and the
 //! per-file caches (trace id bloom filters, per-minute rollup).
 
+use crate::cache::{RollupCache, RollupCell};
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentMeta;
-use crate::rollup::{LazyStats, Rollup};
+use crate::rollup::Rollup;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::{concat, interleave_record_batch, lexsort_to_indices, SortColumn};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
@@ -40,31 +41,34 @@ pub struct SegmentFile {
     /// The file's `trace_id` bloom filters (one per row group), loaded on the first lookup
     /// by trace id and kept: deciding which files may hold a trace then costs no I/O.
     trace_filters: OnceLock<Option<Vec<Sbbf>>>,
-    /// The file's per-minute rollup (`span_stats` rows), computed on first use and kept.
-    rollup: LazyStats,
+    /// The file's per-minute rollup, computed on first use and kept while the store's
+    /// rollup budget allows.
+    rollup: Arc<RollupCell>,
 }
 
 impl SegmentFile {
-    pub fn new(meta: SegmentMeta, data_dir: &Path) -> Arc<SegmentFile> {
+    /// The file of `meta` under `data_dir`; its rollup counts against `cache`.
+    pub fn new(meta: SegmentMeta, data_dir: &Path, cache: &Arc<RollupCache>) -> Arc<SegmentFile> {
         let path = data_dir.join(&meta.file);
+        let rollup = RollupCell::new(meta.id, cache.clone());
         Arc::new(SegmentFile {
             meta,
             path,
             obsolete: AtomicBool::new(false),
             trace_filters: OnceLock::new(),
-            rollup: LazyStats::new(),
+            rollup,
         })
     }
 
-    /// The file's `span_stats` rows: cached, or computed from the file (blocking I/O).
+    /// The file's rollup: cached, or computed from the file (blocking I/O).
     pub fn rollup(&self) -> Result<Arc<Rollup>> {
         self.rollup
             .get_or_compute(|| crate::rollup::from_segment(&self.path))
     }
 
-    /// Whether [`SegmentFile::span_stats`] is cached.
+    /// Whether [`SegmentFile::rollup`] is cached.
     pub fn has_rollup(&self) -> bool {
-        self.rollup.cached().is_some()
+        self.rollup.held()
     }
 
     /// Caches rollup rows computed from the file's rows elsewhere (compaction has them).
@@ -396,7 +400,7 @@ mod tests {
             min_time: w.min_time,
             max_time: w.max_time,
         };
-        let seg = SegmentFile::new(meta, dir.path());
+        let seg = SegmentFile::new(meta, dir.path(), &RollupCache::new(usize::MAX));
         assert!(seg.may_contain_trace(&t(1)) && seg.may_contain_trace(&t(3)));
         let absent = (0..50u8)
             .filter(|n| *n > 3)

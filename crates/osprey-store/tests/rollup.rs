@@ -285,3 +285,49 @@ async fn retention_drops_rollups_with_their_files() {
     assert_matches(&store, 4, "after retention");
     assert!(rolled_up(&store).keys().all(|k| k.1 == "new"));
 }
+
+#[tokio::test]
+async fn a_small_rollup_budget_drops_and_recomputes_without_changing_answers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let t0 = minute_of(now_ns() as i64) as u64 - 10 * 60_000_000_000;
+    let mut spans = 0i64;
+    let one = {
+        let mut cfg = config(dir.path());
+        cfg.compact_min_files = 1000;
+        let store = Store::open(cfg).expect("open");
+        for t in 1..=5u8 {
+            append(
+                &store,
+                &request(t, "cart", 12, t0 + u64::from(t) * 60_000_000_000),
+            )
+            .await;
+            spans += 12;
+            store.flush().expect("flush");
+        }
+        let snap = store.snapshot();
+        snap.segments
+            .iter()
+            .map(|s| s.rollup().expect("rollup").size())
+            .max()
+            .unwrap_or(0)
+    };
+    // Room for two files' rollups of five.
+    let mut cfg = config(dir.path());
+    cfg.compact_min_files = 1000;
+    cfg.rollup_cache_bytes = one * 5 / 2;
+    let store = Store::open(cfg).expect("reopen");
+    assert_eq!(store.stats().segment_files, 5);
+    for round in 0..2 {
+        assert_matches(&store, spans, &format!("round {round}"));
+        let stats = store.stats();
+        assert!(stats.rollup_evictions > 0, "{stats:?}");
+        assert!(stats.rollup_bytes as usize <= one * 5 / 2, "{stats:?}");
+        let held = store
+            .snapshot()
+            .segments
+            .iter()
+            .filter(|s| s.has_rollup())
+            .count();
+        assert!((1..=2).contains(&held), "{held} held");
+    }
+}

@@ -87,31 +87,60 @@ function xSpan(traces) {
   return { x0: lo - pad, x1: hi + pad };
 }
 
+/** Recent windows tried before the whole range for the default sort (newest traces first). */
+export const RECENT_WINDOWS_MS = [60000, 600000];
+
 async function runSearch(out, ctx) {
   const { range, q } = ctx;
-  let where;
-  try { where = filters(q, range); } catch (e) {
+  try { filters(q, range); } catch (e) {
     out.replaceChildren(h('div', { class: 'error-box', role: 'alert' }, e.message));
     return;
   }
   const limit = Math.min(1000, Math.max(1, Number(q.get('limit')) || 20));
   const order = { slowest: 'max(duration_ms) desc', errors: `sum(case when ${IS_ERROR} then 1 else 0 end) desc, min(start_time) desc` }[q.get('sort')] || 'min(start_time) desc';
-  const ids = await query(`select trace_id from spans where ${where} group by trace_id order by ${order} limit ${limit}`);
+  const idsSql = (r) => `select trace_id from spans where ${filters(q, r)} group by trace_id order by ${order} limit ${limit}`;
+  const inList = (ids) => ids.map((r) => lit(r.trace_id)).join(', ');
+  // Whole traces may start a little before or end after the range: look 15 minutes around it.
+  const pad = 15 * 60000;
+  const rowsSql = (ids) => `select trace_id, min(start_time) as st, max(end_time) as et, count(*) as spans,
+      sum(case when ${IS_ERROR} then 1 else 0 end) as errors, array_agg(distinct service_name) as services,
+      max(case when parent_span_id is null then service_name end) as root_service,
+      max(case when parent_span_id is null then span_name end) as root_name
+    from spans where trace_id in (${inList(ids)})
+      and ${timeWhere({ start: range.start - pad, end: range.end + pad })}
+    group by trace_id`;
+  // Newest first (the default): a trace ranks by its first matching span, so when the newest
+  // minute (or ten) of the range already holds `limit` traces, those are the answer, unless
+  // one of them also matches before that window (then it ranks lower than the window shows;
+  // `check` finds that, and the whole range is searched instead). Scans a window, not the range.
+  let ids = null;
+  let check = null;
+  if (!q.get('sort') || q.get('sort') === 'recent') {
+    for (const w of RECENT_WINDOWS_MS) {
+      if (w * 2 > range.end - range.start) break;
+      const ws = range.end - w;
+      const got = await query(idsSql({ start: ws, end: range.end }));
+      if (!ctx.alive()) return;
+      if (got.length < limit) continue;
+      ids = got;
+      check = `select trace_id from spans where ${filters(q, { start: range.start, end: ws })}
+        and trace_id in (${inList(got)}) limit 1`;
+      break;
+    }
+  }
+  if (!ids) ids = await query(idsSql(range));
   if (!ctx.alive()) return;
   if (!ids.length) {
     out.replaceChildren(h('div', { class: 'panel empty', 'data-empty': true }, h('h2', {}, 'No traces match.'),
       h('p', { class: 'muted' }, 'Widen the time range or remove filters.')));
     return;
   }
-  // Whole traces may start a little before or end after the range: look 15 minutes around it.
-  const pad = 15 * 60000;
-  const rows = await query(`select trace_id, min(start_time) as st, max(end_time) as et, count(*) as spans,
-      sum(case when ${IS_ERROR} then 1 else 0 end) as errors, array_agg(distinct service_name) as services,
-      max(case when parent_span_id is null then service_name end) as root_service,
-      max(case when parent_span_id is null then span_name end) as root_name
-    from spans where trace_id in (${ids.map((r) => lit(r.trace_id)).join(', ')})
-      and ${timeWhere({ start: range.start - pad, end: range.end + pad })}
-    group by trace_id`);
+  let [rows, early] = await Promise.all([query(rowsSql(ids)), check ? query(check) : []]);
+  if (early.length) {
+    if (!ctx.alive()) return;
+    ids = await query(idsSql(range));
+    rows = await query(rowsSql(ids));
+  }
   if (!ctx.alive()) return;
   const byId = new Map(rows.map((r) => [r.trace_id, r]));
   const traces = ids.map((r) => byId.get(r.trace_id)).filter(Boolean).map((r) => {

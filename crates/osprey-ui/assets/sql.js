@@ -1,11 +1,23 @@
-// SQL console (`/sql?q=`): runs SQL over `spans` and the `ps_trace` views, shows a table, a
+// SQL console (`/sql?q=`): runs SQL over `spans`, the rollup tables (`span_stats`, `call_edges`,
+// `slow_spans`) and the `ps_trace` views, shows a table, a
 // time-series chart when the result has a time column, and offers a CSV download.
 // Macros: $__timeFilter(col) (the picked range), $__timeFrom, $__timeTo, $__interval.
 import { sql, h, timeWhere, bucketMs, tsMs, fmtNum, fullWidth } from './lib.js';
 import { lineChart } from './charts.js';
 
 export const EXAMPLES = [
-  ['Requests, errors and p99 per service', `select service_name, count(*) as requests,
+  ['Requests, errors and p99 per service (per-minute rollups)', `select service_name, sum(calls) as requests,
+  sum(errors) as errors,
+  hist_quantile(hist, 0.99) as p99_ms
+from span_stats
+where $__timeFilter(minute) and span_kind = 'SPAN_KIND_SERVER'
+group by service_name order by requests desc`],
+  ['Calls between services (per-minute rollups)', `select caller_service, callee_service, sum(calls) as calls,
+  sum(errors) as errors, sum(sum_ms) / sum(calls) as avg_ms, hist_quantile(hist, 0.99) as p99_ms
+from call_edges
+where $__timeFilter(minute)
+group by 1, 2 order by calls desc`],
+  ['Requests, errors and p99 per service (raw spans)', `select service_name, count(*) as requests,
   sum(case when status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
   approx_percentile_cont(duration_ms, 0.99) as p99_ms
 from spans
@@ -118,7 +130,8 @@ export async function render(el, ctx) {
   });
   const out = h('div', { id: 'sql-out' });
   el.replaceChildren(h('h1', {}, 'SQL console'),
-    h('p', { class: 'muted' }, 'DataFusion SQL over ', h('code', {}, 'spans'), ' and the Promscale views ', h('code', {}, 'ps_trace.span'), ', ',
+    h('p', { class: 'muted' }, 'DataFusion SQL over ', h('code', {}, 'spans'), ', its per-minute rollups ', h('code', {}, 'span_stats'), ', ',
+      h('code', {}, 'call_edges'), ', ', h('code', {}, 'slow_spans'), ' and the Promscale views ', h('code', {}, 'ps_trace.span'), ', ',
       h('code', {}, 'ps_trace.event'), ', ', h('code', {}, 'ps_trace.link'), '. ', h('code', {}, '$__timeFilter(start_time)'), ' and ',
       h('code', {}, '$__interval'), ' follow the time range picker. Ctrl+Enter runs.'),
     area,

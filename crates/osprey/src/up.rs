@@ -81,6 +81,11 @@ pub struct UpArgs {
     /// Refuse writes (retryable) while this many bytes wait to be flushed [default: 536870912]
     #[arg(long, env = "OSPREY_MAX_BUFFER_BYTES")]
     pub max_buffer_bytes: Option<u64>,
+    /// Memory for the per-minute rollups of stored files (UI pages, `span_stats`, `call_edges`,
+    /// `slow_spans`); the least recently used beyond it are dropped and computed again when
+    /// needed [default: 536870912]
+    #[arg(long, env = "OSPREY_ROLLUP_MEMORY_BYTES")]
+    pub rollup_memory_bytes: Option<usize>,
     /// Largest OTLP request, after decompression [default: 16777216]
     #[arg(long, env = "OSPREY_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -116,6 +121,7 @@ impl UpArgs {
             flush_interval: self.flush_interval.clone(),
             maintenance_interval: self.maintenance_interval.clone(),
             max_buffer_bytes: self.max_buffer_bytes,
+            rollup_memory_bytes: self.rollup_memory_bytes,
             max_request_bytes: self.max_request_bytes,
             query_timeout: self.query_timeout.clone(),
             query_max_rows: self.query_max_rows,
@@ -178,6 +184,9 @@ fn resolve(args: &UpArgs) -> Result<Settings> {
     if let Some(b) = s.max_buffer_bytes {
         store.max_buffer_bytes = b;
         store.flush_bytes = store.flush_bytes.min(b / 4).max(1);
+    }
+    if let Some(b) = s.rollup_memory_bytes {
+        store.rollup_cache_bytes = b;
     }
     let mut otlp = OtlpConfig {
         max_span_age: Some(store.retention),
@@ -351,6 +360,18 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         "gauge",
         "Bytes of Parquet segments on disk.",
         s.segment_bytes,
+    );
+    put(
+        "osprey_store_rollup_bytes",
+        "gauge",
+        "Bytes of per-minute rollups of segment files held in memory.",
+        s.rollup_bytes,
+    );
+    put(
+        "osprey_store_rollup_evictions_total",
+        "counter",
+        "Segment rollups dropped to stay within the rollup memory budget.",
+        s.rollup_evictions,
     );
     (
         StatusCode::OK,

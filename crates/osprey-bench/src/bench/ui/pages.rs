@@ -68,7 +68,6 @@ fn bucket_ms(c: &Ctx, n: f64) -> f64 {
 /// The statements a page sends at once when it loads. Search sends more afterwards, built
 /// from the answers: see [`search_ids_sql`] and [`search_rows_sql`].
 pub fn statements(page: &str, c: &Ctx) -> Vec<String> {
-    let tw = time_where(c.start, c.end, "start_time");
     match page {
         // overview.js: statsSql(range) and trendSql(range, max(1 min, bucketMs(range, 30))).
         "overview" => {
@@ -131,12 +130,13 @@ pub fn statements(page: &str, c: &Ctx) -> Vec<String> {
         )],
         // sql.js: the first example, with $__timeFilter expanded.
         "sql" => vec![format!(
-            "select service_name, count(*) as requests,
-  sum(case when status_code = 'STATUS_CODE_ERROR' then 1 else 0 end) as errors,
-  approx_percentile_cont(duration_ms, 0.99) as p99_ms
-from spans
-where ({tw}) and span_kind = 'SPAN_KIND_SERVER'
-group by service_name order by requests desc"
+            "select service_name, sum(calls) as requests,
+  sum(errors) as errors,
+  hist_quantile(hist, 0.99) as p99_ms
+from span_stats
+where ({}) and span_kind = 'SPAN_KIND_SERVER'
+group by service_name order by requests desc",
+            time_where(c.start, c.end, "minute")
         )],
         _ => Vec::new(),
     }
@@ -201,13 +201,32 @@ fn service_sql(c: &Ctx, op: Option<&str>) -> Vec<String> {
     ]
 }
 
-/// search.js runSearch(), first request: the matching trace ids (`?service=`, default sort
-/// and limit).
-pub fn search_ids_sql(c: &Ctx) -> String {
+/// search.js RECENT_WINDOWS_MS: the newest minute, then ten, before the whole range.
+pub const RECENT_WINDOWS_MS: [f64; 2] = [60000.0, 600000.0];
+
+/// search.js runSearch() idsSql(): the matching trace ids in `[start, end)` (`?service=`,
+/// default sort and limit).
+pub fn search_ids_sql(c: &Ctx, start: f64, end: f64) -> String {
     format!(
-        "select trace_id from spans where {} and service_name = {} group by trace_id order by min(start_time) desc limit 20",
-        time_where(c.start, c.end, "start_time"),
+        "select trace_id from spans where {} and service_name = {} group by trace_id order by min(start_time) desc limit {SEARCH_LIMIT}",
+        time_where(start, end, "start_time"),
         lit(&c.service)
+    )
+}
+
+/// The default search limit.
+pub const SEARCH_LIMIT: usize = 20;
+
+/// search.js runSearch() check: whether any of `ids` (found in the window from `ws`) also
+/// matches earlier in the range.
+pub fn search_check_sql(c: &Ctx, ws: f64, ids: &[String]) -> String {
+    let list: Vec<String> = ids.iter().map(|i| lit(i)).collect();
+    format!(
+        "select trace_id from spans where {} and service_name = {}
+        and trace_id in ({}) limit 1",
+        time_where(c.start, ws, "start_time"),
+        lit(&c.service),
+        list.join(", ")
     )
 }
 
