@@ -78,9 +78,10 @@ fn request(service: &str, spans: Vec<Span>) -> TraceRequest {
 }
 
 /// The spans of trace `t`, per service: frontend calls cart (GET /cart) and checkout (POST
-/// /pay); checkout calls cart again and a database nobody instruments; cart has an internal
-/// client/server pair of its own (not an edge) and a server span under an internal span
-/// (not an edge either). 9 s per trace, so traces cross minutes.
+/// /pay); checkout calls cart again and a database nobody instruments, and publishes a
+/// message that two worker instances consume (their spans sent separately); cart has an
+/// internal client/server pair of its own (not an edge) and a server span under an internal
+/// span (not an edge either). 9 s per trace, so traces cross minutes.
 fn trace(t: u16) -> Vec<(&'static str, Vec<Span>)> {
     use SpanKind::*;
     let s = T0 + u64::from(t) * 9_000_000_000;
@@ -119,7 +120,32 @@ fn trace(t: u16) -> Vec<(&'static str, Vec<Span>)> {
                     s + 5_000_000,
                     ms(4) + 3,
                 ),
+                span(t, 13, Some(9), "publish", Producer, s + 6_000_000, 1),
             ],
+        ),
+        (
+            "worker",
+            vec![span(
+                t,
+                14,
+                Some(13),
+                "consume",
+                Consumer,
+                s + 7_000_000,
+                ms(5),
+            )],
+        ),
+        (
+            "worker",
+            vec![span(
+                t,
+                15,
+                Some(13),
+                "consume",
+                Consumer,
+                s + 8_000_000,
+                ms(6),
+            )],
         ),
     ]
 }
@@ -198,7 +224,8 @@ async fn call_edges_equal_the_parent_child_join_across_requests_and_files() {
     let engine = QueryEngine::new(store.clone(), QueryConfig::default()).expect("engine");
     // 40 traces; each service's spans in its own request, and callers and callees split
     // over flushes: frontend's spans of traces 0..20 are flushed before cart's arrive, and
-    // some checkout spans stay in the buffer while their callers are in files.
+    // some checkout spans stay in the buffer while their callers are in files; the second
+    // consumer of each message arrives last, after its producer was paired with the first.
     let traces: Vec<_> = (0..40).map(trace).collect();
     for (t, parts) in traces.iter().enumerate() {
         if t < 20 {
@@ -208,7 +235,7 @@ async fn call_edges_equal_the_parent_child_join_across_requests_and_files() {
     flush(&store).await;
     for (t, parts) in traces.iter().enumerate() {
         for (i, (svc, spans)) in parts.iter().enumerate() {
-            if (i == 0 && t < 20) || (i == 2 && t % 3 == 0) {
+            if (i == 0 && t < 20) || (i == 2 && t % 3 == 0) || i == 4 {
                 continue;
             }
             append(&store, &request(svc, spans.clone())).await;
@@ -222,19 +249,21 @@ async fn call_edges_equal_the_parent_child_join_across_requests_and_files() {
         if t % 3 == 0 {
             append(&store, &request(parts[2].0, parts[2].1.clone())).await;
         }
+        append(&store, &request(parts[4].0, parts[4].1.clone())).await;
     }
     assert!(store.snapshot().segments.len() >= 3);
     assert!(!store.snapshot().batches.is_empty());
 
     let want = rows(&engine, RAW_EDGES).await;
-    // frontend->cart, frontend->checkout, checkout->cart, in several minutes.
+    // frontend->cart, frontend->checkout, checkout->cart, checkout->worker, in several minutes.
     let pairs: std::collections::BTreeSet<(String, String)> = want
         .iter()
         .map(|r| (r[1].to_string(), r[3].to_string()))
         .collect();
-    assert_eq!(pairs.len(), 3, "{want:?}");
+    assert_eq!(pairs.len(), 4, "{want:?}");
     assert_eq!(rows(&engine, ROLLED_EDGES).await, want, "buffer and files");
-    // The percentiles come from the same calls: 40 calls per edge over all minutes.
+    // The percentiles come from the same calls: 40 calls per edge over all minutes (80 to
+    // the workers: two consumers per message).
     let totals = rows(
         &engine,
         "select caller_service, callee_service, sum(calls), hist_quantile(hist, 0.5) is not null \
@@ -242,9 +271,10 @@ async fn call_edges_equal_the_parent_child_join_across_requests_and_files() {
     )
     .await;
     assert!(
-        totals
-            .iter()
-            .all(|r| r[2].as_i64() == Some(40) && r[3] == Json::Bool(true)),
+        totals.iter().all(
+            |r| r[2].as_i64() == Some(if r[1] == "worker" { 80 } else { 40 })
+                && r[3] == Json::Bool(true)
+        ),
         "{totals:?}"
     );
     // A minute range: only calls whose callee started in it.
@@ -254,8 +284,9 @@ async fn call_edges_equal_the_parent_child_join_across_requests_and_files() {
         |c: &str| format!("{c} >= to_timestamp_millis({from}) and {c} < to_timestamp_millis({to})");
     let raw_in = rows(&engine, &format!(
         "select count(*) from spans c join spans p on c.trace_id = p.trace_id and c.parent_span_id = p.span_id \
-         where c.service_name <> p.service_name and p.span_kind = 'SPAN_KIND_CLIENT' \
-         and c.span_kind = 'SPAN_KIND_SERVER' and {}", range("c.start_time"))).await;
+         where c.service_name <> p.service_name \
+         and p.span_kind in ('SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER') \
+         and c.span_kind in ('SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER') and {}", range("c.start_time"))).await;
     let rolled_in = rows(
         &engine,
         &format!(

@@ -62,13 +62,16 @@ pub fn parse_span_id(s: &str) -> Option<u64> {
         .flatten()
 }
 
-/// A caller span no child in its unit pointed to. Names are ids in the unit's [`Names`].
+/// A caller span no child in its unit pointed to (or a producer, whose consumers may be
+/// many). Names are ids in the unit's [`Names`].
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub trace: u128,
     pub span: u64,
     pub service: u32,
     pub name: u32,
+    /// A PRODUCER span: kept for other units even when a child in its own unit was found.
+    pub fan_out: bool,
 }
 
 /// A callee span whose parent is not among its unit's callers.
@@ -172,15 +175,14 @@ impl EdgeAggregator {
 /// Collects one unit's caller and callee spans, then pairs them.
 #[derive(Default)]
 pub struct EdgeBuilder {
-    /// (trace, span) -> (service, name, paired).
-    callers: HashMap<(u128, u64), (u32, u32, bool)>,
+    /// (trace, span) -> (the caller, paired).
+    callers: HashMap<(u128, u64), (Caller, bool)>,
     callees: Vec<Callee>,
 }
 
 impl EdgeBuilder {
     pub fn caller(&mut self, c: Caller) {
-        self.callers
-            .insert((c.trace, c.span), (c.service, c.name, false));
+        self.callers.insert((c.trace, c.span), (c, false));
     }
 
     pub fn callee(&mut self, c: Callee) {
@@ -193,25 +195,27 @@ impl EdgeBuilder {
         let mut dangling = Vec::new();
         for c in self.callees {
             match self.callers.get_mut(&(c.trace, c.parent)) {
-                Some((svc, name, paired)) => {
+                Some((p, paired)) => {
                     *paired = true;
-                    if *svc != c.service {
-                        agg.add(c.minute, (*svc, *name), (c.service, c.name), c.ms, c.error);
+                    if p.service != c.service {
+                        agg.add(
+                            c.minute,
+                            (p.service, p.name),
+                            (c.service, c.name),
+                            c.ms,
+                            c.error,
+                        );
                     }
                 }
                 None => dangling.push(c),
             }
         }
+        // A client span has one child; a producer's consumers may be in other units too.
         let mut callers: Vec<Caller> = self
             .callers
             .drain()
-            .filter(|(_, v)| !v.2)
-            .map(|((trace, span), (service, name, _))| Caller {
-                trace,
-                span,
-                service,
-                name,
-            })
+            .filter(|(_, (c, paired))| !paired || c.fan_out)
+            .map(|(_, (c, _))| c)
             .collect();
         callers.shrink_to_fit();
         dangling.shrink_to_fit();

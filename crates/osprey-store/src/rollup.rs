@@ -158,13 +158,15 @@ struct Agg {
 #[derive(Clone, Copy, PartialEq)]
 enum Role {
     Caller,
+    Producer,
     Callee,
     Neither,
 }
 
 fn role_of(kind: &str) -> Role {
     match kind {
-        "SPAN_KIND_CLIENT" | "SPAN_KIND_PRODUCER" => Role::Caller,
+        "SPAN_KIND_CLIENT" => Role::Caller,
+        "SPAN_KIND_PRODUCER" => Role::Producer,
         "SPAN_KIND_SERVER" | "SPAN_KIND_CONSUMER" => Role::Callee,
         _ => Role::Neither,
     }
@@ -278,7 +280,7 @@ impl Aggregator {
                 });
             }
             match self.role(key.3) {
-                Role::Caller => {
+                role @ (Role::Caller | Role::Producer) => {
                     if let (Some(trace), Some(span)) = (
                         parse_trace_id(text(traces, r)),
                         parse_span_id(text(span_ids, r)),
@@ -288,6 +290,7 @@ impl Aggregator {
                             span,
                             service: key.1,
                             name: key.2,
+                            fan_out: role == Role::Producer,
                         });
                     }
                 }

@@ -3,14 +3,16 @@
 // per-minute rollups (`span_stats`, `slow_spans`, `call_edges`): whole minutes, charts in
 // buckets of at least 1 min.
 import {
-  query, lit, timeWhere, minuteWhere, minuteStart, bucketMs, tsMs, SERVER_KINDS, h, a, link, card,
+  query, lit, minuteWhere, minuteStart, bucketMs, tsMs, SERVER_KINDS, h, a, link, card,
   fmtRate, fmtPct, fmtMs, fmtNum, fmtDate, sortableTable, emptyState,
 } from './lib.js';
 import { lineChart } from './charts.js';
 
 /** The statements of the page, all on the rollup tables (whole minutes): the cards and the
  * series (one row without a bucket, then one per bucket of at least a minute), the operations,
- * the slowest spans (exact start times) and the callers and callees. */
+ * the slowest spans (of the same whole minutes: `slow_spans` keeps the longest 15 of each
+ * minute, so a start-time cut inside the first minute could miss some) and the callers and
+ * callees. */
 export function serviceSql(range, svc, op) {
   const mw = minuteWhere(range);
   const s1 = lit(svc);
@@ -31,7 +33,7 @@ export function serviceSql(range, svc, op) {
       hist_quantile(hist, 0.99) as p99, sum(sum_ms) as total_ms
       from span_stats where ${base} group by span_name`,
     slow: `select trace_id, span_id, span_name, duration_ms, start_time, status_code from slow_spans
-      where ${sel} and ${timeWhere(range)} order by duration_ms desc limit 15`,
+      where ${sel} order by duration_ms desc limit 15`,
     // Callers: calls into this service (or operation); callees: calls out of it.
     edges: `select 'up' as side, caller_service as service, ${edgeAgg}
       from call_edges where callee_service = ${s1}${opOf('callee')} and ${mw} group by 2

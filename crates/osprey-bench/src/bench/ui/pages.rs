@@ -186,8 +186,7 @@ fn service_sql(c: &Ctx, op: Option<&str>) -> Vec<String> {
         ),
         format!(
             "select trace_id, span_id, span_name, duration_ms, start_time, status_code from slow_spans
-      where {sel} and {} order by duration_ms desc limit 15",
-            time_where(c.start, c.end, "start_time")
+      where {sel} order by duration_ms desc limit 15"
         ),
         format!(
             "select 'up' as side, caller_service as service, {agg}
