@@ -875,12 +875,16 @@ def test_client_cancel_request(srv):
         timer.start()
         t = time.monotonic()
         try:
-            with pytest.raises(psycopg.errors.QueryCanceled):
+            with pytest.raises(psycopg.errors.QueryCanceled) as ei:
                 c.execute(EXPENSIVE)
         finally:
             timer.cancel()
         took = time.monotonic() - t
-        assert took < 15, f"the cancel took effect after {took:.1f}s (query timeout is 30s)"
+        # The cancel ended it, not the 30 s query time limit (same SQLSTATE, other message).
+        # How soon it takes effect depends on when the running plan yields: 3-5 s usually,
+        # up to ~23 s seen on a loaded 2-core machine (see the stop note; not a timing test).
+        assert "due to user request" in str(ei.value), str(ei.value)
+        assert took < 29, f"the cancel took effect after {took:.1f}s (query timeout is 30s)"
         assert c.execute("SELECT 1").fetchone() == (1,), "the connection should stay usable"
 
 
