@@ -3,16 +3,12 @@
 //! ends of a call arrive in different requests, flushes and files (and after compaction); the
 //! slowest spans equal `order by duration_ms desc limit 15`.
 
-use bytes::Bytes;
-use osprey_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
-use osprey_model::otlp::resource::v1::Resource;
-use osprey_model::otlp::trace::v1::{
-    span::SpanKind, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
-};
-use osprey_model::TraceRequest;
+mod common;
+
+use common::{append, request, rows};
+use osprey_model::otlp::trace::v1::{span::SpanKind, status::StatusCode, Span, Status};
 use osprey_query::{QueryConfig, QueryEngine};
 use osprey_store::{FsyncPolicy, Store, StoreConfig};
-use prost::Message;
 use serde_json::Value as Json;
 
 const T0: u64 = 1_764_000_000_000_000_000; // 2025-11-24T16:00:00Z
@@ -52,28 +48,6 @@ fn span(
         // Distinct durations, so "the slowest 15" is one answer.
         end_time_unix_nano: start + ms * 1_000_000 + u64::from(trace) * 1000 + u64::from(n),
         ..Default::default()
-    }
-}
-
-fn request(service: &str, spans: Vec<Span>) -> TraceRequest {
-    TraceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
     }
 }
 
@@ -148,22 +122,6 @@ fn trace(t: u16) -> Vec<(&'static str, Vec<Span>)> {
             )],
         ),
     ]
-}
-
-async fn append(store: &Store, req: &TraceRequest) {
-    let batch = osprey_model::request_to_batch(req).expect("convert");
-    store
-        .append(Bytes::from(req.encode_to_vec()), batch)
-        .await
-        .expect("append");
-}
-
-async fn rows(engine: &QueryEngine, sql: &str) -> Vec<Vec<Json>> {
-    let res = engine
-        .query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    osprey_query::json::to_rows(&res.schema, &res.batches).1
 }
 
 async fn flush(store: &Store) {

@@ -1,15 +1,14 @@
 //! The `span_stats` table and `hist_quantile` / `hist_merge` over a real store: counts equal
 //! the raw `spans` counts (buffer and files), minute pruning, quantiles within 2 %.
 
-use bytes::Bytes;
-use osprey_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
-use osprey_model::otlp::resource::v1::Resource;
-use osprey_model::otlp::trace::v1::{status::StatusCode, ResourceSpans, ScopeSpans, Span, Status};
+mod common;
+
+use common::{append, rows};
+use osprey_model::otlp::trace::v1::{status::StatusCode, Span, Status};
 use osprey_model::TraceRequest;
 use osprey_query::{QueryConfig, QueryEngine};
 use osprey_store::{FsyncPolicy, Store, StoreConfig};
-use prost::Message;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
 const MINUTE: u64 = 60_000_000_000;
 const T0: u64 = 1_764_000_000_000_000_000; // 2025-11-24T16:00:00Z
@@ -39,41 +38,7 @@ fn request(t: u8, service: &str, start: u64, n: u16) -> TraceRequest {
             }
         })
         .collect();
-    TraceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
-async fn append(store: &Store, req: &TraceRequest) {
-    let batch = osprey_model::request_to_batch(req).expect("convert");
-    store
-        .append(Bytes::from(req.encode_to_vec()), batch)
-        .await
-        .expect("append");
-}
-
-async fn rows(engine: &QueryEngine, sql: &str) -> Vec<Vec<Json>> {
-    let res = engine
-        .query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    osprey_query::json::to_rows(&res.schema, &res.batches).1
+    common::request(service, spans)
 }
 
 fn exact_percentile_cont(mut v: Vec<f64>, q: f64) -> f64 {
